@@ -1,0 +1,43 @@
+import { CommanderError } from 'commander';
+import { VfioctlError } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
+import type { CliContext } from './context.js';
+import { createProgram, VERSION } from './program.js';
+
+/**
+ * Run one invocation and return its exit code. The only place that turns errors into
+ * exit codes; it never calls process.exit, so piped output is never cut short.
+ */
+export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+  const program = createProgram(ctx);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return ExitCode.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; every parse error is a usage error (commander says 1).
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    if (err instanceof VfioctlError) {
+      ctx.stderr.write(`vfioctl: ${err.what}: ${err.why}\n`);
+      if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      return err.code;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    ctx.stderr.write(`vfioctl: internal error (please report, vfioctl ${VERSION}, node ${process.version}): ${e.message}\n`);
+    if (ctx.env.VFIOCTL_DEBUG) ctx.stderr.write(`${e.stack}\n`);
+    return ExitCode.INTERNAL;
+  }
+}
+
+/** Entry point used by bin/vfioctl. */
+export async function main(): Promise<void> {
+  const { execaRunner } = await import('./runner.js');
+  process.exitCode = await run(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    isTTY: process.stdout.isTTY === true,
+    runner: execaRunner,
+  });
+}

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import type { CliContext } from './context.js';
+import { registerGroups } from './commands/groups.js';
+import { registerShow } from './commands/show.js';
+
+export const VERSION = '0.1.0';
+
+/** commander's own messages in vfioctl's error format: `vfioctl: <what>`. */
+function output(ctx: CliContext) {
+  return {
+    writeOut: (s: string) => void ctx.stdout.write(s),
+    writeErr: (s: string) => void ctx.stderr.write(s),
+    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: ${s.replace(/^error: /, '')}`),
+  };
+}
+
+/** Build the command tree. No globals: everything comes from ctx, so tests run it in-process. */
+export function createProgram(ctx: CliContext): Command {
+  const program = new Command('vfioctl')
+    .description('administer VFIO: IOMMU groups, driver binding, hot-reset planning')
+    .version(VERSION, '-V, --version')
+    .option('--root <dir>', 'resolve /sys, /dev, /proc, /lib/modules, /etc and /run under DIR (env VFIOCTL_ROOT)')
+    .option('--color', 'force colour')
+    .option('--no-color', 'never colour (also NO_COLOR)')
+    .option('-v, --verbose', 'print each sysfs write on stderr')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput(output(ctx));
+  registerGroups(program, ctx);
+  registerShow(program, ctx);
+  for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
+  return program;
+}

@@ -1,0 +1,47 @@
+import type { PciNames } from '../../sysfs/pciids.js';
+import type { PciDevice } from '../../model/types.js';
+import { isVfioBound } from '../../model/host.js';
+
+/**
+ * The device object of the JSON contract (schemaVersion 1). Field names are fixed;
+ * new fields may be added, none renamed or dropped.
+ */
+export function deviceJson(d: PciDevice, names: PciNames) {
+  return {
+    bdf: d.bdf,
+    vendorId: d.vendorId,
+    deviceId: d.deviceId,
+    subsystemVendorId: d.subsystemVendorId,
+    subsystemDeviceId: d.subsystemDeviceId,
+    classCode: d.classCode,
+    vendorName: names.vendor(d.vendorId),
+    deviceName: names.device(d.vendorId, d.deviceId),
+    className: names.className(d.classCode),
+    driver: d.driver,
+    driverOverride: d.driverOverride,
+    bridge: d.bridge,
+    resetMethods: [...d.resetMethods],
+    physfn: d.physfn,
+    numaNode: d.numaNode,
+    iommuGroup: d.iommuGroup,
+    revision: d.revision,
+    virtfns: [...d.virtfns],
+    parent: d.parent,
+    bootVga: d.bootVga,
+    vfioBound: isVfioBound(d),
+  };
+}
+
+export type DeviceJson = ReturnType<typeof deviceJson>;
+
+/** `[8086:10d3] Intel Corporation 82574L Gigabit Network Connection`, names when known. */
+export function describeDevice(d: PciDevice, names: PciNames): string {
+  const vendor = names.vendor(d.vendorId);
+  const device = names.device(d.vendorId, d.deviceId);
+  const label = [vendor, device].filter(Boolean).join(' ');
+  return `[${d.vendorId}:${d.deviceId}]${label ? ' ' + label : ''}`;
+}
+
+export function describeClass(d: PciDevice, names: PciNames): string {
+  return names.className(d.classCode) ?? d.classCode;
+}

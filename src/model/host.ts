@@ -1,0 +1,44 @@
+import type { Bdf } from './address.js';
+import { isVfioDriver, keepsGroupViable } from './drivers.js';
+import type { Host, IommuGroup, PciDevice } from './types.js';
+
+export function deviceOf(host: Host, bdf: Bdf): PciDevice {
+  const d = host.devices.get(bdf);
+  if (!d) throw new Error(`device ${bdf} is not in the scan`);
+  return d;
+}
+
+export function groupOf(host: Host, id: number): IommuGroup | undefined {
+  return host.groups.find((g) => g.id === id);
+}
+
+export function isVfioBound(d: PciDevice): boolean {
+  return isVfioDriver(d.driver, d.vfioDev !== null);
+}
+
+/** Members that stop the group being usable by VFIO (kernel.md §2.5). */
+export function groupBlockers(host: Host, group: IommuGroup): Bdf[] {
+  return group.devices.filter((bdf) => {
+    const d = deviceOf(host, bdf);
+    return !keepsGroupViable(d.driver, d.vfioDev !== null);
+  });
+}
+
+/** Chain of upstream bridges from the device's parent up to the root port. */
+export function bridgeChain(host: Host, bdf: Bdf): Bdf[] {
+  const chain: Bdf[] = [];
+  for (let p = host.devices.get(bdf)?.parent ?? null; p !== null; p = host.devices.get(p)?.parent ?? null) {
+    chain.push(p);
+    if (chain.length > 64) break; // defends against a malformed tree with a cycle
+  }
+  return chain;
+}
+
+/** Devices whose sysfs parent is the given bridge (its secondary bus, plus VFs there). */
+export function childrenOf(host: Host, bridge: Bdf | null, rootBus?: string): PciDevice[] {
+  const out: PciDevice[] = [];
+  for (const d of host.devices.values()) {
+    if (d.parent === bridge && (bridge !== null || d.rootBus === rootBus)) out.push(d);
+  }
+  return out;
+}

@@ -1,0 +1,155 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { VfioctlError, errnoMeaning, errnoOf, exitCodeForErrno } from '../errors.js';
+
+/**
+ * Every file vfioctl reads or writes goes through one FsRoot, so a test (or a snapshot
+ * from another host) is just another directory. Paths given to it are absolute host paths
+ * ("/sys/bus/pci/devices"); they resolve under `root`.
+ *
+ * Reads are synchronous on purpose: sysfs attributes are tiny and a scan of thousands of
+ * functions is dominated by per-call overhead, which the async API multiplies.
+ */
+export class FsRoot {
+  readonly root: string;
+  /** Ordered log of writes, for --verbose and for tests. */
+  readonly writes: { path: string; value: string }[] = [];
+
+  constructor(root = '/') {
+    this.root = path.resolve(root);
+  }
+
+  /** Host path of an absolute in-root path. */
+  abs(p: string): string {
+    return this.root === '/' ? p : this.root + p;
+  }
+
+  /** In-root path of a host path, or undefined when it lies outside the root. */
+  rel(hostPath: string): string | undefined {
+    if (this.root === '/') return hostPath;
+    if (hostPath === this.root) return '/';
+    return hostPath.startsWith(this.root + '/') ? hostPath.slice(this.root.length) : undefined;
+  }
+
+  /** Attribute text without its trailing newline; undefined when missing or unreadable. */
+  read(p: string): string | undefined {
+    try {
+      const text = fs.readFileSync(this.abs(p), 'latin1');
+      return text.endsWith('\n') ? text.slice(0, -1) : text;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whole file (for large files such as modules.alias or pci.ids); undefined when missing. */
+  readText(p: string): string | undefined {
+    try {
+      return fs.readFileSync(this.abs(p), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Raw link target; undefined when not a link. Works for dangling links too. */
+  readLink(p: string): string | undefined {
+    try {
+      return fs.readlinkSync(this.abs(p));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Basename of a link's target: the driver name, the group number, the PF's BDF. */
+  linkName(p: string): string | undefined {
+    const target = this.readLink(p);
+    return target === undefined ? undefined : path.posix.basename(target);
+  }
+
+  /**
+   * Where a link points, as an in-root path, resolved lexically (sysfs links are relative
+   * and never chain through other links for the entries vfioctl follows).
+   */
+  linkTarget(p: string): string | undefined {
+    const target = this.readLink(p);
+    if (target === undefined) return undefined;
+    return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
+  }
+
+  /** Fully resolved in-root path (follows every link); undefined when missing. */
+  realpath(p: string): string | undefined {
+    try {
+      return this.rel(fs.realpathSync(this.abs(p)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Directory entries, sorted; [] when missing. */
+  list(p: string): string[] {
+    try {
+      return fs.readdirSync(this.abs(p)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  exists(p: string): boolean {
+    return fs.existsSync(this.abs(p));
+  }
+
+  /** True when the path itself (not its target) exists, links included. */
+  lexists(p: string): boolean {
+    try {
+      fs.lstatSync(this.abs(p));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  isDir(p: string): boolean {
+    try {
+      return fs.statSync(this.abs(p)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * One write(2) of `value` to an existing attribute, the way `echo value > file` does.
+   * Never creates files: a missing attribute is an error, as it is in sysfs.
+   * Kernel errors become a VfioctlError naming the file and the errno.
+   */
+  write(p: string, value: string): void {
+    this.writes.push({ path: p, value });
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.abs(p), fs.constants.O_WRONLY | fs.constants.O_TRUNC);
+      fs.writeSync(fd, value);
+    } catch (err) {
+      const code = errnoOf(err);
+      throw new VfioctlError(exitCodeForErrno(code), `cannot write "${value.trim()}" to ${p}`, errnoMeaning(code),
+        code === 'EACCES' || code === 'EPERM' ? 'run as root (sysfs writes need CAP_SYS_ADMIN)' : undefined, { cause: err });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  /** Create or replace a regular file (state under /run, generated config under /etc) atomically. */
+  writeFileAtomic(p: string, content: string, mode = 0o644): void {
+    const target = this.abs(p);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, content, { mode });
+    fs.renameSync(tmp, target);
+  }
+
+  /** Remove a regular file; missing is fine. */
+  removeFile(p: string): void {
+    fs.rmSync(this.abs(p), { force: true });
+  }
+
+  mkdirp(p: string): void {
+    fs.mkdirSync(this.abs(p), { recursive: true });
+  }
+}

@@ -1,0 +1,138 @@
+import * as os from 'node:os';
+import { compareBdf, isBdf, busOf, type Bdf } from '../model/address.js';
+import type { Host, IommuGroup, PciDevice } from '../model/types.js';
+import type { FsRoot } from './fsroot.js';
+import { IOMMU_GROUPS, PCI_DEVICES, PROC_OSRELEASE } from './paths.js';
+
+/** Fields of a modalias: `pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00`. */
+const MODALIAS = /^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$/;
+
+/** `0x10de` → `10de`; null when missing or malformed. */
+function hexAttr(value: string | undefined, digits: number): string | null {
+  if (value === undefined) return null;
+  const m = /^0x([0-9a-fA-F]+)$/.exec(value.trim());
+  return m ? m[1]!.toLowerCase().padStart(digits, '0').slice(-digits) : null;
+}
+
+function intAttr(value: string | undefined): number | null {
+  if (value === undefined || value.trim() === '') return null;
+  const n = Number.parseInt(value, 10);
+  return Number.isNaN(n) ? null : n;
+}
+
+export function overrideValue(raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  const v = raw.trim();
+  return v === '' || v === '(null)' ? null : v;
+}
+
+/** Where the device's directory really is: the bus/pci/devices link resolved lexically. */
+function deviceDir(fs: FsRoot, bdf: Bdf): string {
+  return fs.linkTarget(`${PCI_DEVICES}/${bdf}`) ?? fs.realpath(`${PCI_DEVICES}/${bdf}`) ?? `${PCI_DEVICES}/${bdf}`;
+}
+
+/** Read one function. Missing optional attributes are null, never errors. */
+export function readDevice(fs: FsRoot, bdf: Bdf, dir = deviceDir(fs, bdf)): PciDevice {
+  const segments = dir.split('/');
+  const parentName = segments[segments.length - 2] ?? '';
+  const rootBus = segments.find((s) => /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/.test(s)) ?? `pci${busOf(bdf)}`;
+  const at = (name: string) => fs.read(`${dir}/${name}`);
+
+  const modalias = at('modalias') ?? null;
+  const m = modalias ? MODALIAS.exec(modalias) : null;
+  const low4 = (s: string) => s.slice(-4).toLowerCase();
+  const vendorId = m ? low4(m[1]!) : hexAttr(at('vendor'), 4) ?? '0000';
+  const deviceId = m ? low4(m[2]!) : hexAttr(at('device'), 4) ?? '0000';
+  const subsystemVendorId = m ? low4(m[3]!) : hexAttr(at('subsystem_vendor'), 4);
+  const subsystemDeviceId = m ? low4(m[4]!) : hexAttr(at('subsystem_device'), 4);
+  const classCode = m ? `${m[5]}${m[6]}${m[7]}`.toLowerCase() : hexAttr(at('class'), 6) ?? '000000';
+
+  // Header type 1 (PCI-to-PCI) and 2 (CardBus) bridges; class says so without reading config.
+  const bridge = classCode.startsWith('0604') || classCode.startsWith('0609') || classCode.startsWith('0607');
+  const driver = fs.linkName(`${dir}/driver`) ?? null;
+  const groupName = fs.linkName(`${dir}/iommu_group`);
+  const iommuGroup = groupName !== undefined && /^\d+$/.test(groupName) ? Number(groupName) : null;
+  const resetRaw = at('reset_method');
+  const physfnName = fs.linkName(`${dir}/physfn`);
+  const totalVfs = intAttr(at('sriov_totalvfs'));
+  const numa = intAttr(at('numa_node'));
+  const bootVga = classCode.startsWith('03') ? at('boot_vga') : undefined;
+  // vfio-dev/ exists only while a vfio-family driver is bound; skip the lookup for the
+  // drivers that never are (ports) and for unbound functions.
+  const vfioDev = driver !== null && driver !== 'pcieport' ? fs.list(`${dir}/vfio-dev`)[0] ?? null : null;
+
+  return {
+    bdf,
+    vendorId,
+    deviceId,
+    subsystemVendorId,
+    subsystemDeviceId,
+    classCode,
+    revision: hexAttr(at('revision'), 2),
+    modalias,
+    driver,
+    driverOverride: overrideValue(at('driver_override')),
+    iommuGroup,
+    parent: isBdf(parentName) ? parentName : null,
+    rootBus,
+    bridge,
+    secondaryBus: bridge ? intAttr(at('secondary_bus_number')) : null,
+    subordinateBus: bridge ? intAttr(at('subordinate_bus_number')) : null,
+    resetMethods: resetRaw === undefined ? [] : resetRaw.split(/\s+/).filter(Boolean),
+    resetMethodKnown: resetRaw !== undefined,
+    physfn: physfnName !== undefined && isBdf(physfnName) ? physfnName : null,
+    virtfns: [],
+    sriovNumVfs: totalVfs === null ? null : intAttr(at('sriov_numvfs')),
+    sriovTotalVfs: totalVfs,
+    numaNode: numa === null || numa < 0 ? null : numa,
+    bootVga: bootVga === undefined ? null : bootVga.trim() === '1',
+    pcie: fs.lexists(`${dir}/current_link_speed`) || fs.lexists(`${dir}/max_link_speed`),
+    vfioDev,
+  };
+}
+
+export function kernelRelease(fs: FsRoot): string | null {
+  const fromRoot = fs.read(PROC_OSRELEASE)?.trim();
+  if (fromRoot) return fromRoot;
+  if (fs.root === '/') return os.release();
+  return null;
+}
+
+/** Scan every PCI function and IOMMU group under the root. */
+export function scanHost(fs: FsRoot): Host {
+  const devices = new Map<Bdf, PciDevice>();
+  for (const name of fs.list(PCI_DEVICES)) {
+    if (!isBdf(name)) continue;
+    devices.set(name, readDevice(fs, name));
+  }
+  const list = [...devices.values()];
+
+  // A tree without link attributes anywhere (older snapshots) cannot tell PCIe from PCI.
+  const pcieKnown = list.some((d) => d.pcie);
+  // PF → VFs, inverted from the VFs' physfn links (cheaper than listing every directory).
+  const vfsOf = new Map<Bdf, Bdf[]>();
+  for (const d of list) if (d.physfn) (vfsOf.get(d.physfn) ?? vfsOf.set(d.physfn, []).get(d.physfn)!).push(d.bdf);
+  for (const d of list) {
+    const vfs = vfsOf.get(d.bdf);
+    if (vfs || !pcieKnown) {
+      devices.set(d.bdf, { ...d, virtfns: vfs ? vfs.sort(compareBdf) : [], pcie: pcieKnown ? d.pcie : null });
+    }
+  }
+
+  const members = new Map<number, Bdf[]>();
+  for (const d of devices.values()) {
+    if (d.iommuGroup === null) continue;
+    (members.get(d.iommuGroup) ?? members.set(d.iommuGroup, []).get(d.iommuGroup)!).push(d.bdf);
+  }
+  const groups: IommuGroup[] = [...members.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([id, bdfs]) => ({ id, devices: bdfs.sort(compareBdf) }));
+
+  const sorted = new Map([...devices.entries()].sort((a, b) => compareBdf(a[0], b[0])));
+  return {
+    devices: sorted,
+    groups,
+    iommuPresent: groups.length > 0 || fs.list(IOMMU_GROUPS).length > 0,
+    kernelRelease: kernelRelease(fs),
+  };
+}

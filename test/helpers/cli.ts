@@ -1,0 +1,44 @@
+import { run } from '../../src/cli/main.js';
+import type { Runner } from '../../src/cli/context.js';
+import type { FsRoot } from '../../src/sysfs/fsroot.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON (throws if it is not exactly one document). */
+  json: () => any;
+}
+
+export interface CliOptions {
+  env?: Record<string, string | undefined>;
+  isTTY?: boolean;
+  runner?: Runner;
+  makeFs?: (root: string) => FsRoot;
+}
+
+/** A runner that records calls and fails them all unless told otherwise. */
+export function recordingRunner(answer: (file: string, args: readonly string[]) => { exitCode: number; stdout?: string; stderr?: string } = () => ({ exitCode: 1, stderr: 'not available in tests' })) {
+  const calls: { file: string; args: string[] }[] = [];
+  const runner: Runner = async (file, args) => {
+    calls.push({ file, args: [...args] });
+    const a = answer(file, args);
+    return { exitCode: a.exitCode, stdout: a.stdout ?? '', stderr: a.stderr ?? '' };
+  };
+  return { runner, calls };
+}
+
+/** Run vfioctl in-process with string sinks; `--root` is added when `root` is given. */
+export async function cli(argv: string[], root?: string, opts: CliOptions = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(root ? ['--root', root, ...argv] : argv, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    env: opts.env ?? { NO_COLOR: '1' },
+    isTTY: opts.isTTY ?? false,
+    runner: opts.runner ?? recordingRunner().runner,
+    ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
+  });
+  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+}
