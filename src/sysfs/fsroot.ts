@@ -14,6 +14,8 @@ export class FsRoot {
   readonly root: string;
   /** Ordered log of writes, for --verbose and for tests. */
   readonly writes: { path: string; value: string }[] = [];
+  /** Called before each sysfs write (--verbose echoes it). */
+  onWrite?: (path: string, value: string) => void;
 
   constructor(root = '/') {
     this.root = path.resolve(root);
@@ -122,6 +124,7 @@ export class FsRoot {
    */
   write(p: string, value: string): void {
     this.writes.push({ path: p, value });
+    this.onWrite?.(p, value);
     let fd: number | undefined;
     try {
       fd = fs.openSync(this.abs(p), fs.constants.O_WRONLY | fs.constants.O_TRUNC);
