@@ -1,0 +1,109 @@
+/**
+ * Host side: boot one lab VM for a topology and collect what the guest wrote to
+ * its results share. QEMU runs from an argument array with a hard timeout, so a
+ * hung guest costs minutes, not CI's whole budget.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Topology } from './topologies.js';
+
+export interface LabPaths {
+  repo: string;
+  e2e: string;
+  cache: string;
+  work: string;
+  kver: string;
+}
+
+export function labPaths(repo: string): LabPaths {
+  const e2e = path.join(repo, 'test', 'e2e');
+  const cache = path.join(e2e, 'cache');
+  return { repo, e2e, cache, work: path.join(e2e, 'work'), kver: fs.readFileSync(path.join(cache, 'KVER'), 'utf8').trim() };
+}
+
+export type LabMode = 'test' | 'capture' | 'debug';
+
+export interface VmResult {
+  topology: string;
+  /** QEMU exit code, or null when killed by the timeout. */
+  exitCode: number | null;
+  timedOut: boolean;
+  seconds: number;
+  outDir: string;
+  consoleLog: string;
+}
+
+export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string, smp: number): string[] {
+  const append = [
+    'console=ttyS0', 'intel_iommu=on', 'panic=-1', 'quiet', 'loglevel=4',
+    `lab.repo=${p.repo}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
+  ].join(' ');
+  return [
+    '-accel', 'tcg,thread=multi', '-smp', String(smp), '-m', '2048',
+    '-machine', 'q35,kernel-irqchip=split',
+    '-device', 'intel-iommu,intremap=on,caching-mode=on',
+    '-nographic', '-no-reboot', '-nic', 'none',
+    ...(t.qemuArgs.includes('-vga') ? [] : ['-vga', 'none']),
+    '-kernel', path.join(p.cache, 'kernel', 'boot', `vmlinuz-${p.kver}`),
+    '-initrd', path.join(p.work, 'initramfs.cpio.gz'),
+    '-append', append,
+    // The host's root, read-only; remap keeps inode numbers unique across host mounts.
+    '-fsdev', 'local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap',
+    '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10',
+    '-fsdev', `local,id=labout,path=${outDir},security_model=none`,
+    '-device', 'virtio-9p-pci,fsdev=labout,mount_tag=labout,bus=pcie.0,addr=0x11',
+    ...t.qemuArgs,
+  ];
+}
+
+export async function bootVm(p: LabPaths, t: Topology, mode: LabMode, opts: { timeoutSec: number; smp: number }): Promise<VmResult> {
+  const outDir = path.join(p.work, 'runs', `${t.name}-${mode}`);
+  fs.rmSync(outDir, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  const consoleLog = path.join(outDir, 'console.log');
+  const log = fs.openSync(consoleLog, 'w');
+  const args = qemuArgs(p, t, mode, outDir, opts.smp);
+  fs.writeFileSync(path.join(outDir, 'qemu-args.json'), JSON.stringify(args, null, 1) + '\n');
+  const started = Date.now();
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', log, log] });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutSec * 1000);
+  const exitCode = await new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => resolve(code));
+    child.on('error', () => resolve(-1));
+  });
+  clearTimeout(timer);
+  fs.closeSync(log);
+  return { topology: t.name, exitCode, timedOut, seconds: (Date.now() - started) / 1000, outDir, consoleLog };
+}
+
+/** Last lines of the guest console, without the firmware's escape sequences. */
+export function consoleTail(file: string, lines = 60): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'latin1');
+  } catch {
+    return '(no console log)';
+  }
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '').replace(/\r/g, '');
+  return clean.split('\n').slice(-lines).join('\n');
+}
+
+/** Run async jobs with at most `limit` at a time, results in input order. */
+export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `npm run test:e2e` (after tsc): installs and builds the lab, boots one QEMU VM
+# per topology and reports the guest scenarios with Node's test runner.
+# Env: LAB_TOPOLOGIES=a,b (subset), LAB_VM_TIMEOUT=seconds per VM, LAB_PARALLEL=n.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+cd "$REPO"
+
+bash "$HERE/setup.sh"
+bash "$HERE/build.sh"
+[ -f "$REPO/dist/test/e2e/host/lab.test.js" ] || { echo "run tsc first (npm run test:e2e does)" >&2; exit 1; }
+
+# The whole run is bounded too, in case something outside the VMs hangs.
+exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-900}" \
+  node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js"
