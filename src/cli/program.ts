@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { registerGroups } from './commands/groups.js';
 import { registerShow } from './commands/show.js';
+import { registerDoctor } from './commands/doctor.js';
 
 export const VERSION = '0.1.0';
 
@@ -28,6 +29,7 @@ export function createProgram(ctx: CliContext): Command {
     .configureOutput(output(ctx));
   registerGroups(program, ctx);
   registerShow(program, ctx);
+  registerDoctor(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }

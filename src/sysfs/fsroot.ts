@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VfioctlError, errnoMeaning, errnoOf, exitCodeForErrno } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * Every file vfioctl reads or writes goes through one FsRoot, so a test (or a snapshot
@@ -155,4 +156,46 @@ export class FsRoot {
   mkdirp(p: string): void {
     fs.mkdirSync(this.abs(p), { recursive: true });
   }
+
+  /** Owner, permission bits and kind of a path (follows links); undefined when missing. */
+  stat(p: string): FileStat | undefined {
+    try {
+      const st = fs.statSync(this.abs(p));
+      const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other';
+      return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, kind };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** chown(2) on an existing path (device nodes under /dev); logged like a write. */
+  chown(p: string, uid: number, gid: number): void {
+    this.fileOp(p, `chown ${uid}:${gid}`, () => fs.chownSync(this.abs(p), uid, gid));
+  }
+
+  /** chmod(2) on an existing path; logged like a write. */
+  chmod(p: string, mode: number): void {
+    this.fileOp(p, `chmod ${mode.toString(8).padStart(4, '0')}`, () => fs.chmodSync(this.abs(p), mode));
+  }
+
+  private fileOp(p: string, what: string, op: () => void): void {
+    this.writes.push({ path: p, value: what });
+    this.onWrite?.(p, what);
+    try {
+      op();
+    } catch (err) {
+      const code = errnoOf(err);
+      throw new VfioctlError(code === 'ENOENT' ? ExitCode.NOT_FOUND : exitCodeForErrno(code), `cannot ${what} ${p}`, errnoMeaning(code),
+        code === 'EACCES' || code === 'EPERM' ? 'run as root' : undefined, { cause: err });
+    }
+  }
+}
+
+/** Owner, mode and kind of a path (follows links), for device-node permission checks. */
+export interface FileStat {
+  /** Permission bits only (0o7777). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly kind: 'file' | 'dir' | 'char' | 'block' | 'other';
 }
