@@ -31,7 +31,7 @@ const E1000E = { vendor: '8086', device: '10d3', hostDriver: 'e1000e' };
 const NVME = { vendor: '1b36', device: '0010', hostDriver: 'nvme' };
 const VIRTIO_NET = { vendor: '1af4', device: '1000', hostDriver: 'virtio-pci' };
 const E1000 = { vendor: '8086', device: '100e', hostDriver: 'e1000' };
-const RTL8139 = { vendor: '10ec', device: '8139', hostDriver: '8139too' };
+const RTL8139 = { vendor: '10ec', device: '8139', hostDriver: '8139cp' };
 
 const dev = (...parts: string[]) => ['-device', parts.join(',')];
 
@@ -119,7 +119,9 @@ export const TOPOLOGIES: readonly Topology[] = [
     description: 'root port -> nvme PF with SR-IOV (2 VFs created at run time)',
     qemuArgs: [
       ...dev('pcie-root-port', 'id=rp1', 'bus=pcie.0', 'addr=0x2', 'chassis=1'),
-      ...dev('nvme', 'bus=rp1', 'serial=lab-sriov', 'sriov_max_vfs=2', 'sriov_vq_flexible=4',
+      // QEMU requires an NVMe subsystem for SR-IOV.
+      ...dev('nvme-subsys', 'id=subsys0'),
+      ...dev('nvme', 'bus=rp1', 'serial=lab-sriov', 'subsys=subsys0', 'sriov_max_vfs=2', 'sriov_vq_flexible=4',
         'sriov_vi_flexible=2', 'max_ioqpairs=6', 'msix_qsize=4'),
     ],
     roles: [{ name: 'nvme', ...NVME }],
