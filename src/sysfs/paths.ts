@@ -7,6 +7,8 @@ export const IOMMU_GROUPS = '/sys/kernel/iommu_groups';
 export const CLASS_IOMMU = '/sys/class/iommu';
 export const CLASS_NET = '/sys/class/net';
 export const CLASS_BLOCK = '/sys/class/block';
+/** Whole disks only; older trees and captured snapshots (ghw) have it without /sys/class/block. */
+export const SYS_BLOCK = '/sys/block';
 export const DEV_VFIO = '/dev/vfio';
 export const PROC_CMDLINE = '/proc/cmdline';
 export const PROC_OSRELEASE = '/proc/sys/kernel/osrelease';

@@ -5,7 +5,7 @@ export interface PciNames {
   vendor(vendorId: string): string | null;
   device(vendorId: string, deviceId: string): string | null;
   subsystem(vendorId: string, deviceId: string, subVendor: string, subDevice: string): string | null;
-  /** Most specific class name known for a 6-digit class code. */
+  /** Subclass name (as lspci prints it, `USB controller` for 0c0330), else the base class name. */
   className(classCode: string): string | null;
 }
 
@@ -50,7 +50,8 @@ export class PciIds implements PciNames {
   className(classCode: string): string | null {
     const classes = (this.classes ??= this.parseClasses());
     const c = classCode.toLowerCase();
-    return classes.get(c) ?? classes.get(c.slice(0, 4)) ?? classes.get(c.slice(0, 2)) ?? null;
+    // The prog-if name ("XHCI", "NVM Express") alone would hide what the device is.
+    return classes.get(c.slice(0, 4)) ?? classes.get(c.slice(0, 2)) ?? null;
   }
 
   private block(vendorId: string): VendorBlock | null {

@@ -2,7 +2,7 @@ import { isBdf, parseBdf, type Bdf } from '../model/address.js';
 import type { Host } from '../model/types.js';
 import { notFound, usageError } from '../errors.js';
 import type { FsRoot } from './fsroot.js';
-import { CLASS_BLOCK, CLASS_NET } from './paths.js';
+import { CLASS_BLOCK, CLASS_NET, SYS_BLOCK } from './paths.js';
 
 export interface SelectorOptions {
   /** Accept `VENDOR:DEVICE` (every matching function). */
@@ -16,7 +16,9 @@ const GROUP = /^group:(\d+)$/;
 
 /** The PCI function a net or block class device hangs below: the last BDF in its real path. */
 function pciAncestor(fs: FsRoot, classDir: string, name: string): Bdf | null | undefined {
-  const real = fs.realpath(`${classDir}/${name}`);
+  // Lexical target when the link dangles: captured trees (ghw snapshots) keep the class
+  // links but not always the directories they point to.
+  const real = fs.realpath(`${classDir}/${name}`) ?? fs.linkTarget(`${classDir}/${name}`);
   if (real === undefined) return undefined;
   const bdfs = real.split('/').filter(isBdf);
   return bdfs[bdfs.length - 1] ?? null;
@@ -62,7 +64,7 @@ export function resolveSelector(fs: FsRoot, host: Host, text: string, opts: Sele
 
   // Interface and block device names: never a path.
   if (/^[A-Za-z0-9_.:@-]+$/.test(sel) && sel !== '.' && sel !== '..') {
-    for (const [dir, kind] of [[CLASS_NET, 'interface'], [CLASS_BLOCK, 'block device']] as const) {
+    for (const [dir, kind] of [[CLASS_NET, 'interface'], [CLASS_BLOCK, 'block device'], [SYS_BLOCK, 'block device']] as const) {
       const hit = pciAncestor(fs, dir, sel);
       if (hit === undefined) continue;
       if (hit === null) throw notFound(`${kind} ${sel}`, 'not backed by a PCI device (virtual)', undefined);
