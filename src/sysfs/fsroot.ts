@@ -148,6 +148,28 @@ export class FsRoot {
     fs.renameSync(tmp, target);
   }
 
+  /**
+   * Create a regular file only if it does not exist (O_CREAT|O_EXCL), for lock files.
+   * Returns false when it already exists; other errors throw.
+   */
+  createExclusive(p: string, content: string, mode = 0o644): boolean {
+    const target = this.abs(p);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    let fd: number;
+    try {
+      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST') return false;
+      throw err;
+    }
+    try {
+      fs.writeSync(fd, content);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  }
+
   /** Remove a regular file; missing is fine. */
   removeFile(p: string): void {
     fs.rmSync(this.abs(p), { force: true });

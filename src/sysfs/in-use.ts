@@ -1,0 +1,158 @@
+import type { Bdf } from '../model/address.js';
+import { deviceOf, isVfioBound } from '../model/host.js';
+import type { Host } from '../model/types.js';
+import type { FsRoot } from './fsroot.js';
+import { CLASS_BLOCK, CLASS_NET, DEV_VFIO, devicePath } from './paths.js';
+
+/**
+ * Signs that the host (or a VFIO user) is using a device right now, so taking its driver
+ * away would break something (issue 4, "Safety"). Everything is read through the root, so
+ * a snapshot of /proc and /sys tests the same code.
+ */
+export interface HostUse {
+  code: 'net-up' | 'net-address' | 'net-route' | 'mounted' | 'swap' | 'holders' | 'boot-vga' | 'console-fb' | 'vfio-open';
+  detail: string;
+}
+
+const IF_INET6 = '/proc/net/if_inet6';
+const FIB_TRIE = '/proc/net/fib_trie';
+const ROUTE = '/proc/net/route';
+const MOUNTINFO = '/proc/self/mountinfo';
+const MOUNTS = '/proc/mounts';
+const SWAPS = '/proc/swaps';
+const CLASS_GRAPHICS = '/sys/class/graphics';
+/** IFF_UP in /sys/class/net/X/flags. */
+const IFF_UP = 0x1;
+/** if_inet6 scope of link-local addresses: every up IPv6 interface has one, so it says nothing. */
+const SCOPE_LINK = 0x20;
+
+/** Class devices (net, block) whose real path lies below the PCI function's directory. */
+function classDevicesBelow(fs: FsRoot, classDir: string, deviceDir: string): string[] {
+  return fs.list(classDir).filter((name) => fs.realpath(`${classDir}/${name}`)?.startsWith(deviceDir + '/'));
+}
+
+function lines(fs: FsRoot, path: string): string[] {
+  return (fs.readText(path) ?? '').split('\n').filter((l) => l.trim() !== '');
+}
+
+/** Little-endian hex from /proc/net/route → dotted quad number. */
+const leHex = (h: string) => {
+  const n = parseInt(h, 16) >>> 0;
+  return (((n & 0xff) << 24) | (((n >>> 8) & 0xff) << 16) | (((n >>> 16) & 0xff) << 8) | ((n >>> 24) & 0xff)) >>> 0;
+};
+const ipv4 = (s: string) => s.split('.').reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
+
+interface Route { iface: string; dest: number; mask: number }
+
+function routes(fs: FsRoot): Route[] {
+  return lines(fs, ROUTE).slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8)
+    .map((f) => ({ iface: f[0]!, dest: leHex(f[1]!), mask: leHex(f[7]!) }));
+}
+
+/**
+ * Local IPv4 addresses from the fib_trie's local table (`|-- A` followed by `/32 host LOCAL`).
+ * The trie does not name interfaces, so they are attributed through the connected routes.
+ */
+function localIpv4(fs: FsRoot): string[] {
+  const out = new Set<string>();
+  let last: string | undefined;
+  for (const l of lines(fs, FIB_TRIE)) {
+    const leaf = /\|--\s+(\d+\.\d+\.\d+\.\d+)/.exec(l);
+    if (leaf) last = leaf[1];
+    else if (/\/32 host LOCAL/.test(l) && last && !last.startsWith('127.')) out.add(last);
+  }
+  return [...out];
+}
+
+function ifaceUp(fs: FsRoot, iface: string): boolean {
+  const flags = fs.read(`${CLASS_NET}/${iface}/flags`);
+  if (flags !== undefined && /^0x[0-9a-f]+$/i.test(flags.trim())) return (parseInt(flags, 16) & IFF_UP) !== 0;
+  const state = fs.read(`${CLASS_NET}/${iface}/operstate`)?.trim();
+  return state !== undefined && state !== 'down' && state !== 'notpresent' && state !== 'lowerlayerdown';
+}
+
+function netUses(fs: FsRoot, ifaces: string[]): HostUse[] {
+  if (ifaces.length === 0) return [];
+  const out: HostUse[] = [];
+  const table = routes(fs);
+  const v4 = localIpv4(fs);
+  const v6 = lines(fs, IF_INET6).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 6);
+  for (const iface of ifaces) {
+    const up = ifaceUp(fs, iface);
+    const mine = table.filter((r) => r.iface === iface);
+    const addrs = [
+      ...v4.filter((a) => mine.some((r) => r.mask !== 0 && ((ipv4(a) & r.mask) >>> 0) === r.dest)),
+      ...v6.filter((f) => f[5] === iface && (parseInt(f[3]!, 16) & SCOPE_LINK) === 0).map((f) => f[0]!.replace(/(.{4})(?!$)/g, '$1:')),
+    ];
+    if (up && addrs.length > 0) out.push({ code: 'net-address', detail: `interface ${iface} is up with address ${addrs.join(', ')}` });
+    else if (up) out.push({ code: 'net-up', detail: `interface ${iface} is up` });
+    if (mine.length > 0) out.push({ code: 'net-route', detail: `interface ${iface} is in the routing table (${mine.length} route${mine.length === 1 ? '' : 's'})` });
+  }
+  return out;
+}
+
+function blockUses(fs: FsRoot, names: string[]): HostUse[] {
+  if (names.length === 0) return [];
+  const out: HostUse[] = [];
+  // mountinfo: "id parent MAJ:MIN root mountpoint opts … - fstype source superopts"
+  const mounts = lines(fs, MOUNTINFO).map((l) => {
+    const f = l.split(' ');
+    const dash = f.indexOf('-');
+    return { dev: f[2], point: f[4], source: dash > 0 ? f[dash + 2] : undefined };
+  });
+  const fallback = mounts.length > 0 ? [] : lines(fs, MOUNTS).map((l) => { const f = l.split(' '); return { dev: undefined, point: f[1], source: f[0] }; });
+  const swaps = lines(fs, SWAPS).slice(1).map((l) => l.split(/\s+/)[0]!);
+  for (const name of names) {
+    const dev = fs.read(`${CLASS_BLOCK}/${name}/dev`)?.trim();
+    const hits = [...mounts, ...fallback].filter((m) => (dev !== undefined && m.dev === dev) || m.source === `/dev/${name}`);
+    for (const m of hits) out.push({ code: 'mounted', detail: `${name} is mounted on ${m.point ?? '?'}` });
+    if (swaps.includes(`/dev/${name}`)) out.push({ code: 'swap', detail: `${name} is in use as swap` });
+    const holders = fs.list(`${CLASS_BLOCK}/${name}/holders`);
+    if (holders.length > 0) out.push({ code: 'holders', detail: `${name} is held by ${holders.join(', ')} (device-mapper, md or LVM)` });
+  }
+  return out;
+}
+
+/** Processes holding a VFIO group or device node open: `pid (comm)`. */
+function vfioHolders(fs: FsRoot, nodes: string[]): string[] {
+  const out: string[] = [];
+  for (const pid of fs.list('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fdDir = `/proc/${pid}/fd`;
+    const held = fs.list(fdDir).map((fd) => fs.readLink(`${fdDir}/${fd}`)).filter((t): t is string => t !== undefined && nodes.includes(t));
+    if (held.length === 0) continue;
+    const comm = fs.read(`/proc/${pid}/comm`)?.trim() ?? '?';
+    out.push(`pid ${pid} (${comm}) holds ${[...new Set(held)].join(', ')}`);
+  }
+  return out;
+}
+
+function vfioUses(fs: FsRoot, host: Host, bdf: Bdf, dir: string): HostUse[] {
+  const d = deviceOf(host, bdf);
+  if (!isVfioBound(d)) return [];
+  const out: HostUse[] = [];
+  // vfio-pci enables the device only while a user holds its device fd (kernel.md §11 (i)).
+  const enable = Number.parseInt(fs.read(`${dir}/enable`) ?? '0', 10);
+  if (enable > 0) out.push({ code: 'vfio-open', detail: `a VFIO user has the device open (enable=${enable})` });
+  const nodes: string[] = [];
+  if (d.iommuGroup !== null) nodes.push(`${DEV_VFIO}/${d.iommuGroup}`, `${DEV_VFIO}/noiommu-${d.iommuGroup}`);
+  if (d.vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${d.vfioDev}`);
+  for (const who of vfioHolders(fs, nodes)) out.push({ code: 'vfio-open', detail: who });
+  return out;
+}
+
+/** Every reason not to take this device's driver away, empty when none is found. */
+export function hostUse(fs: FsRoot, host: Host, bdf: Bdf): HostUse[] {
+  const dir = fs.realpath(devicePath(bdf)) ?? devicePath(bdf);
+  const d = deviceOf(host, bdf);
+  const out: HostUse[] = [
+    ...netUses(fs, classDevicesBelow(fs, CLASS_NET, dir)),
+    ...blockUses(fs, classDevicesBelow(fs, CLASS_BLOCK, dir)),
+  ];
+  if (d.bootVga) out.push({ code: 'boot-vga', detail: 'boot VGA device (boot_vga=1)' });
+  for (const fb of fs.list(CLASS_GRAPHICS).filter((n) => /^fb\d+$/.test(n))) {
+    if (fs.realpath(`${CLASS_GRAPHICS}/${fb}/device`) === dir) out.push({ code: 'console-fb', detail: `drives framebuffer ${fb} (console)` });
+  }
+  out.push(...vfioUses(fs, host, bdf, dir));
+  return out;
+}
