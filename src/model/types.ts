@@ -62,3 +62,16 @@ export interface Host {
   /** Kernel release (`uname -r` of the scanned root), when known. */
   readonly kernelRelease: string | null;
 }
+
+/** A `/sys/bus/pci/slots/<name>` entry and the hotplug driver behind it (kernel.md §1.2, §11 (j)). */
+export interface PciSlot {
+  readonly name: string;
+  readonly domain: number;
+  readonly bus: number;
+  /** Device number from `address` (`DDDD:BB:SS`); null for placeholder slots (`DDDD:BB`). */
+  readonly number: number | null;
+  /** Hotplug driver (`pciehp`, `acpiphp`, `shpchp`, …); null when sysfs does not say. */
+  readonly hotplugDriver: string | null;
+  /** Where the driver name came from: the slot's `module` link, or the bridge's PCIe hotplug port service. */
+  readonly driverSource: 'module' | 'port-service' | null;
+}

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import type { Bdf } from '../../model/address.js';
+import { planResets, type InUsePredicate } from '../../plan/reset-plan.js';
+import type { FsRoot } from '../../sysfs/fsroot.js';
+import type { Host } from '../../model/types.js';
+import { hostUse } from '../../sysfs/in-use.js';
+import { scanHost } from '../../sysfs/scan.js';
+import { resolveSelectors } from '../../sysfs/selectors.js';
+import { readSlots } from '../../sysfs/slots.js';
+import { openSession, type CliContext } from '../context.js';
+import { renderResetPlans, resetPlansJson } from '../render/reset-plan.js';
+
+/** The same in-use checks as `bind`, asked once per affected device. */
+function inUseFrom(fs: FsRoot, host: Host): InUsePredicate {
+  const cache = new Map<Bdf, string[]>();
+  return (bdf) => {
+    let v = cache.get(bdf);
+    if (!v) cache.set(bdf, (v = hostUse(fs, host, bdf).map((u) => u.detail)));
+    return v;
+  };
+}
+
+export function registerResetPlan(program: Command, ctx: CliContext): void {
+  program
+    .command('reset-plan')
+    .description('predict what a PCI hot reset of each device would reset, and whether VFIO can do it; several devices are planned as one VM\'s set')
+    .argument('<selector...>', 'PCI address, interface, block device, VENDOR:DEVICE or group:N')
+    .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
+    .action((selectors: string[], _opts: unknown, cmd: Command) => {
+      const s = openSession(ctx, cmd);
+      const host = scanHost(s.fs);
+      const bdfs = resolveSelectors(s.fs, host, selectors, { ids: true, groups: true });
+      const result = planResets({ host, slots: readSlots(s.fs, host), inUse: inUseFrom(s.fs, host) }, bdfs);
+      if (s.json) s.printJson(resetPlansJson(result));
+      else s.print(renderResetPlans(result, s.chalk));
+    });
+}
