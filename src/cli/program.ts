@@ -5,6 +5,7 @@ import { registerShow } from './commands/show.js';
 import { registerResetPlan } from './commands/reset-plan.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerGrant } from './commands/grant.js';
+import { registerCompletion } from './commands/completion.js';
 
 export const VERSION = '0.1.0';
 
@@ -34,6 +35,7 @@ export function createProgram(ctx: CliContext): Command {
   registerResetPlan(program, ctx);
   registerDoctor(program, ctx);
   registerGrant(program, ctx);
+  registerCompletion(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }
