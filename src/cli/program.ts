@@ -14,7 +14,8 @@ function output(ctx: CliContext) {
   return {
     writeOut: (s: string) => void ctx.stdout.write(s),
     writeErr: (s: string) => void ctx.stderr.write(s),
-    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: ${s.replace(/^error: /, '')}`),
+    // `vfioctl: usage: unknown option '--x'`: the same what/why shape as every other error.
+    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: usage: ${s.replace(/^error: /, '')}`),
   };
 }
 
@@ -27,7 +28,7 @@ export function createProgram(ctx: CliContext): Command {
     .option('--color', 'force colour')
     .option('--no-color', 'never colour (also NO_COLOR)')
     .option('-v, --verbose', 'print each sysfs write on stderr')
-    .showHelpAfterError('(run with --help for usage)')
+    .showHelpAfterError("hint: run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage")
     .exitOverride()
     .configureOutput(output(ctx));
   registerGroups(program, ctx);
