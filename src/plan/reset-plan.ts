@@ -277,7 +277,7 @@ function affectedEntry(t: Topology, d: PciDevice, inUse: InUsePredicate): Affect
 }
 
 function blockersFor(t: Topology, d: PciDevice, s: Scope, affected: readonly AffectedDevice[]): Blocker[] {
-  if (s.scope === 'none') return [{ bdf: d.bdf, code: 'no-hot-reset', reason: s.reason }];
+  if (s.scope === 'none') return [{ bdf: d.bdf, code: 'no-hot-reset', reason: 'neither a slot nor a bus reset is possible, so the kernel answers ENODEV' }];
   const out: Blocker[] = [];
   const singleton = d.physfn !== null || t.upstream(d) === null;
   if (d.physfn !== null) out.push({ bdf: d.bdf, code: 'vf-caller', reason: 'a VF gets a reset set (dev_set) of its own, so VFIO_DEVICE_PCI_HOT_RESET called from it fails with EINVAL' });

@@ -41,7 +41,11 @@ function renderPlan(p: ResetPlan, c: ChalkInstance): string {
 function renderSet(s: SetAnalysis, c: ChalkInstance): string {
   const out = [c.bold(`As one VM's set (${s.devices.join(', ')}; groups ${s.groups.join(', ') || 'none'}):`)];
   for (const r of s.resets) {
-    const what = r.scope === 'none' ? 'no hot reset' : `${r.scope} reset${r.slot ? ` of slot ${r.slot}` : ''}${r.bridge ? ` below ${r.bridge}` : ''} (${r.affected.length} device${r.affected.length === 1 ? '' : 's'})`;
+    if (r.scope === 'none') {
+      out.push(`  ${r.callers.join(', ')}: ${c.red(r.reason)}`);
+      continue;
+    }
+    const what = `${r.scope} reset${r.slot ? ` of slot ${r.slot}` : ''}${r.bridge ? ` below ${r.bridge}` : ''} (${r.affected.length} device${r.affected.length === 1 ? '' : 's'})`;
     let verdict: string;
     if (!r.possible) verdict = c.red('impossible: ') + r.reason;
     else if (r.byItself) verdict = c.green('the set can do it by itself') + (r.ready ? '' : ' once its groups are bound to vfio-pci');
