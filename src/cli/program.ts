@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { registerGroups } from './commands/groups.js';
 import { registerShow } from './commands/show.js';
+import { registerSnapshot } from './commands/snapshot.js';
 import { registerResetPlan } from './commands/reset-plan.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerGrant } from './commands/grant.js';
@@ -33,6 +34,7 @@ export function createProgram(ctx: CliContext): Command {
     .configureOutput(output(ctx));
   registerGroups(program, ctx);
   registerShow(program, ctx);
+  registerSnapshot(program, ctx);
   registerResetPlan(program, ctx);
   registerDoctor(program, ctx);
   registerGrant(program, ctx);

@@ -53,4 +53,14 @@ done
 cp "$HERE/guest/init" "$IR/init"
 chmod +x "$IR/init"
 ( cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$WORK/initramfs.cpio.gz"
+
+# --- stage --------------------------------------------------------------------
+# The guest runs a frozen copy of the built checkout: the shared work tree may be
+# recompiled by someone else while a VM reads it over 9p.
+log "staging the built checkout"
+STAGE="$WORK/stage"
+rm -rf "$STAGE" && mkdir -p "$STAGE/test/e2e/work"
+for p in package.json bin dist node_modules; do cp -a "$HERE/../../$p" "$STAGE/"; done
+cp -a "$HERE/guest" "$STAGE/test/e2e/"
+cp "$WORK/hotreset" "$STAGE/test/e2e/work/"
 log "artifacts ready in $WORK"

@@ -20,9 +20,11 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 echo "lab-runner: drivers loaded"
+node "$REPO/dist/test/e2e/lab/prepare-guest.js" || echo "lab-runner: prepare failed"
 
 case "$MODE" in
   shell) /bin/bash -i </dev/console >/dev/console 2>&1 ;;
+  capture) node "$REPO/dist/test/e2e/lab/capture-guest.js"; echo $? > /lab-out/rc ;;
   # For lab development: run a throwaway script from the (gitignored) work dir.
   debug) bash "$REPO/test/e2e/work/debug.sh" 2>&1 | tee /lab-out/debug.txt ;;
   *)

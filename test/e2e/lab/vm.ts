@@ -37,7 +37,7 @@ export interface VmResult {
 export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string, smp: number): string[] {
   const append = [
     'console=ttyS0', 'intel_iommu=on', 'panic=-1', 'quiet', 'loglevel=4',
-    `lab.repo=${p.repo}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
+    `lab.repo=${path.join(p.work, 'stage')}`, `lab.kmods=${path.join(p.cache, 'kernel', 'lib', 'modules', p.kver)}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
   ].join(' ');
   return [
     '-accel', 'tcg,thread=multi', '-smp', String(smp), '-m', '2048',

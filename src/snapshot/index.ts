@@ -1,0 +1,2 @@
+export { takeSnapshot } from './take.js';
+export type { SnapshotStats } from './copy.js';

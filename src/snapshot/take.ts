@@ -1,0 +1,153 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SnapshotWriter, type SnapshotStats } from './copy.js';
+import {
+  ATTRS_BLOCK, ATTRS_DEVICE, ATTRS_IOMMU_UNIT, ATTRS_NET, ATTRS_SLOT, DEVICE_LINK_PATTERNS, PROC_FILES, VFIO_MODULES,
+} from './select.js';
+
+const BDF = /^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/** Kernel release of the source root: its osrelease, else the caller's fallback (uname). */
+function releaseOf(w: SnapshotWriter, fallback: string | null): string | null {
+  try {
+    return fs.readFileSync(path.join(w.srcRoot, 'proc/sys/kernel/osrelease'), 'utf8').trim() || fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** One PCI function: its attributes, links, vfio-dev/, port services and the path to it. */
+function copyDevice(w: SnapshotWriter, bdf: string): void {
+  const entry = `/sys/bus/pci/devices/${bdf}`;
+  // Real sysfs has links here; a hand-built tree may have plain directories.
+  const target = w.isLink(entry) ? w.link(entry) : w.isDir(entry) ? entry : undefined;
+  if (!target) return;
+  w.stats.devices++;
+  // Ancestors (root bus dir, upstream bridges) must exist as directories; bridges are
+  // copied as devices in their own right.
+  w.attrs(target, ATTRS_DEVICE, DEVICE_LINK_PATTERNS);
+  const vfio = `${target}/vfio-dev`;
+  for (const name of w.list(vfio)) w.mkdir(`${vfio}/${name}`);
+  for (const name of w.list(target)) {
+    // PCIe port services (BDF:pcieNNN): their driver link says whether pciehp owns the port.
+    if (name.startsWith(`${bdf}:pcie`) && w.isDir(`${target}/${name}`)) w.attrs(`${target}/${name}`, [], [/^driver$/]);
+  }
+}
+
+function copyClassNet(w: SnapshotWriter): void {
+  for (const name of w.list('/sys/class/net')) {
+    const target = w.link(`/sys/class/net/${name}`);
+    if (target && !target.startsWith('/sys/devices/virtual/')) w.attrs(target, ATTRS_NET, [/^device$/]);
+  }
+}
+
+function copyClassBlock(w: SnapshotWriter): void {
+  for (const name of w.list('/sys/class/block')) {
+    const target = w.link(`/sys/class/block/${name}`);
+    if (!target || target.startsWith('/sys/devices/virtual/')) continue;
+    w.attrs(target, ATTRS_BLOCK, [/^device$/]);
+    w.mkdir(`${target}/holders`);
+    for (const h of w.list(`${target}/holders`)) w.link(`${target}/holders/${h}`);
+  }
+}
+
+function copyGroups(w: SnapshotWriter): void {
+  const root = '/sys/kernel/iommu_groups';
+  w.mkdir(root);
+  for (const id of w.list(root)) {
+    w.attrs(`${root}/${id}`, ['reserved_regions', 'type', 'name']);
+    w.mkdir(`${root}/${id}/devices`);
+    for (const bdf of w.list(`${root}/${id}/devices`)) w.link(`${root}/${id}/devices/${bdf}`);
+  }
+}
+
+function copyDrivers(w: SnapshotWriter): void {
+  const root = '/sys/bus/pci/drivers';
+  w.mkdir(root);
+  for (const drv of w.list(root)) {
+    // Bound devices (BDF links) and the module link; bind/unbind/new_id are write-only.
+    w.attrs(`${root}/${drv}`, [], [BDF, /^module$/]);
+  }
+  w.file('/sys/bus/pci/drivers_autoprobe');
+}
+
+function copyModules(w: SnapshotWriter): void {
+  for (const mod of w.list('/sys/module')) {
+    const drivers = `/sys/module/${mod}/drivers`;
+    if (w.isDir(drivers)) {
+      w.mkdir(drivers);
+      for (const d of w.list(drivers)) w.link(`${drivers}/${d}`);
+    }
+  }
+  for (const mod of VFIO_MODULES) {
+    const params = `/sys/module/${mod}/parameters`;
+    for (const p of w.list(params)) w.file(`${params}/${p}`);
+  }
+}
+
+function copySlots(w: SnapshotWriter): void {
+  const root = '/sys/bus/pci/slots';
+  w.mkdir(root);
+  for (const slot of w.list(root)) w.attrs(`${root}/${slot}`, ATTRS_SLOT, [/^module$/]);
+}
+
+function copyIommuUnits(w: SnapshotWriter): void {
+  w.mkdir('/sys/class/iommu');
+  for (const unit of w.list('/sys/class/iommu')) {
+    const target = w.link(`/sys/class/iommu/${unit}`);
+    if (!target) continue;
+    w.mkdir(target);
+    for (const sub of w.list(target)) {
+      // intel-iommu/ or amd-iommu/ hold the capability registers.
+      if (w.isDir(`${target}/${sub}`) && !w.isLink(`${target}/${sub}`) && sub.endsWith('-iommu')) {
+        w.attrs(`${target}/${sub}`, ATTRS_IOMMU_UNIT);
+      }
+    }
+  }
+}
+
+function copyDevVfio(w: SnapshotWriter): void {
+  if (!w.isDir('/dev/vfio')) return;
+  w.mkdir('/dev/vfio');
+  for (const name of w.list('/dev/vfio')) {
+    if (w.isDir(`/dev/vfio/${name}`)) {
+      w.mkdir(`/dev/vfio/${name}`);
+      for (const n of w.list(`/dev/vfio/${name}`)) w.placeholder(`/dev/vfio/${name}/${n}`);
+    } else {
+      w.placeholder(`/dev/vfio/${name}`); // character devices cannot live in a snapshot
+    }
+  }
+  if (w.lstat('/dev/iommu')) w.placeholder('/dev/iommu');
+}
+
+/** Only the override-only aliases matter to vfioctl; the rest of modules.alias is large. */
+function copyAliases(w: SnapshotWriter, release: string): void {
+  w.textFile(`/lib/modules/${release}/modules.alias`, (text) =>
+    text.split('\n').filter((l) => l.startsWith('alias vfio_pci:')).join('\n') + '\n');
+}
+
+/**
+ * Snapshot `srcRoot` (`/` for the running host) into `destDir`, which should be empty.
+ * `liveRelease` is used when the source has no osrelease file (e.g. `uname -r`).
+ */
+export function takeSnapshot(srcRoot: string, destDir: string, liveRelease: string | null = null): SnapshotStats & { release: string | null } {
+  const w = new SnapshotWriter(path.resolve(srcRoot), path.resolve(destDir));
+  w.mkdir('/sys/bus/pci/devices');
+  for (const bdf of w.list('/sys/bus/pci/devices')) if (BDF.test(bdf)) copyDevice(w, bdf);
+  copyGroups(w);
+  copyDrivers(w);
+  copySlots(w);
+  copyModules(w);
+  copyIommuUnits(w);
+  copyClassNet(w);
+  copyClassBlock(w);
+  copyDevVfio(w);
+  for (const p of PROC_FILES) w.textFile(p, (t) => t);
+  const release = releaseOf(w, liveRelease);
+  if (release) {
+    // A live root without the procfs file still gets one, so --root knows the release.
+    if (!w.lstat('/proc/sys/kernel/osrelease')) w.writeText('/proc/sys/kernel/osrelease', `${release}\n`);
+    copyAliases(w, release);
+  }
+  return { ...w.stats, release };
+}
