@@ -293,7 +293,8 @@ function blockersFor(t: Topology, d: PciDevice, s: Scope, affected: readonly Aff
       const use = a.inUse ? `; the host is using it${a.inUseBy.length ? ` (${a.inUseBy.join('; ')})` : ''}` : '';
       out.push({ bdf: a.bdf, code: 'not-vfio', reason: `${a.driver ? `on host driver ${a.driver}` : 'not bound to any driver'}, not vfio-pci or a variant${use}` });
     }
-    if (!singleton && a.bdf !== d.bdf) {
+    // Devices below a bridge are already out of reach; the dev_set question is for T's own bus.
+    if (!singleton && !d.bridge && a.bdf !== d.bdf && busOf(a.bdf) === busOf(d.bdf)) {
       const other = t.devSetKey(dev);
       if (other !== key) {
         const why = dev.physfn !== null ? 'it is a VF, which gets a reset set of its own'
