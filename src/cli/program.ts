@@ -7,6 +7,9 @@ import { registerResetPlan } from './commands/reset-plan.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerGrant } from './commands/grant.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerBind } from './commands/bind.js';
+import { registerUnbind } from './commands/unbind.js';
+import { registerVariants } from './commands/variants.js';
 
 export const VERSION = '0.1.0';
 
@@ -39,6 +42,9 @@ export function createProgram(ctx: CliContext): Command {
   registerDoctor(program, ctx);
   registerGrant(program, ctx);
   registerCompletion(program, ctx);
+  registerBind(program, ctx);
+  registerUnbind(program, ctx);
+  registerVariants(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }

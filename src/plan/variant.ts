@@ -68,6 +68,7 @@ export function rankAliases(aliases: readonly VfioAlias[], modalias: string | nu
  * (vfio_pci built in, or no modules.alias at all): vfio-pci binds any function.
  */
 export function rankWithFallback(aliases: readonly VfioAlias[], modalias: string | null): VfioAlias[] {
+  if (vfioModalias(modalias) === null) return [];
   const ranked = rankAliases(aliases, modalias);
   if (ranked.some((a) => a.module === CATCH_ALL_MODULE)) return ranked;
   return [...ranked, { pattern: CATCH_ALL_PATTERN, module: CATCH_ALL_MODULE, wildcards: countStars(CATCH_ALL_PATTERN), order: aliases.length }];
