@@ -25,6 +25,8 @@ export interface CliContext {
   readonly runner: Runner;
   /** Override FsRoot construction (tests use a fake kernel). */
   readonly makeFs?: (root: string) => FsRoot;
+  /** Standard input as text, for `apply -` and `persist -`. */
+  readonly readStdin?: () => Promise<string>;
 }
 
 export interface GlobalOptions {

@@ -39,5 +39,10 @@ export async function main(): Promise<void> {
     env: process.env,
     isTTY: process.stdout.isTTY === true,
     runner: execaRunner,
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
   });
 }

@@ -10,6 +10,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerBind } from './commands/bind.js';
 import { registerUnbind } from './commands/unbind.js';
 import { registerVariants } from './commands/variants.js';
+import { registerPersist } from './commands/persist.js';
 
 export const VERSION = '0.1.0';
 
@@ -45,6 +46,7 @@ export function createProgram(ctx: CliContext): Command {
   registerBind(program, ctx);
   registerUnbind(program, ctx);
   registerVariants(program, ctx);
+  registerPersist(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }

@@ -179,6 +179,15 @@ export class FsRoot {
     fs.mkdirSync(this.abs(p), { recursive: true });
   }
 
+  /** Create or replace a symbolic link at `p` pointing to `target` (systemd .wants links). */
+  symlink(target: string, p: string): void {
+    this.fileOp(p, `symlink -> ${target}`, () => {
+      fs.mkdirSync(path.dirname(this.abs(p)), { recursive: true });
+      fs.rmSync(this.abs(p), { force: true });
+      fs.symlinkSync(target, this.abs(p));
+    });
+  }
+
   /** Owner, permission bits and kind of a path (follows links); undefined when missing. */
   stat(p: string): FileStat | undefined {
     try {

@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { VfioctlError } from '../../errors.js';
+import { ExitCode } from '../../exit-codes.js';
+import { parseDesiredState, type DesiredState } from '../../provision/desired-state.js';
+import { buildPersistSet, diffFiles, type FileAction, type PersistFile } from '../../provision/persist.js';
+import { RULE_PATH, UNIT_PATH, UNIT_WANTS_LINK, DESIRED_PATH } from '../../provision/persist-files.js';
+import { readDesiredInput } from '../../provision/read-input.js';
+import { readVfioAliases } from '../../sysfs/modules.js';
+import { scanHost } from '../../sysfs/scan.js';
+import { errnoMeaning, errnoOf, exitCodeForErrno } from '../../errors.js';
+import { openSession, type CliContext, type Session } from '../context.js';
+
+interface PersistOptions {
+  dryRun?: boolean;
+  remove?: boolean;
+}
+
+/** How the unit starts vfioctl: through PATH by default, or VFIOCTL_EXEC (an absolute path). */
+export function execWords(env: Record<string, string | undefined>): string[] {
+  const exec = env.VFIOCTL_EXEC?.trim();
+  return exec && exec.startsWith('/') ? [exec] : ['/usr/bin/env', 'vfioctl'];
+}
+
+function fileError(what: string, p: string, err: unknown): VfioctlError {
+  const code = errnoOf(err);
+  return new VfioctlError(exitCodeForErrno(code), `cannot ${what} ${p}`, errnoMeaning(code), code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'run as root, on a writable /etc' : undefined, { cause: err });
+}
+
+/**
+ * Install (or with remove, delete) the persistence files and report them. Shared with
+ * `apply --persist`. Returns whether anything changed.
+ */
+export async function runPersist(s: Session, state: DesiredState | null, source: string, opts: PersistOptions, print = true): Promise<{ changed: boolean; files: { path: string; action: FileAction; content: string | null }[]; warnings: string[] }> {
+  let files: PersistFile[];
+  let warnings: string[] = [];
+  if (opts.remove) {
+    files = [UNIT_WANTS_LINK, UNIT_PATH, RULE_PATH, DESIRED_PATH].map((path) => ({ path, content: null }));
+  } else {
+    const host = scanHost(s.fs);
+    const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
+    const set = buildPersistSet(s.fs, host, aliases, state!.devices, source, execWords(s.ctx.env));
+    files = set.files;
+    warnings = set.warnings;
+  }
+  const diff = diffFiles(s.fs, files, opts.remove === true);
+  const changed = diff.some((d) => d.action !== 'unchanged' && d.action !== 'absent');
+  if (!opts.dryRun) {
+    for (const { file, action } of diff) {
+      try {
+        if (action === 'remove') s.fs.removeFile(file.path);
+        else if (action === 'create' || action === 'replace') {
+          if (file.content === null) s.fs.symlink(file.link!, file.path);
+          else s.fs.writeFileAtomic(file.path, file.content, 0o644);
+        }
+      } catch (err) {
+        if (err instanceof VfioctlError) throw err;
+        throw fileError(action === 'remove' ? 'remove' : 'write', file.path, err);
+      }
+    }
+    // Only the live system's managers are told; under --root there is nothing running to reload.
+    if (changed && s.fs.root === '/') {
+      for (const [file, args] of [['udevadm', ['control', '--reload']], ['systemctl', ['daemon-reload']]] as const) {
+        const r = await s.ctx.runner(file, args).catch((e: unknown) => ({ exitCode: 127, stdout: '', stderr: String(e) }));
+        if (r.exitCode !== 0) warnings.push(`${file} ${args.join(' ')} failed (${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}); run it by hand`);
+      }
+    }
+  }
+  if (!opts.remove && diff.some((d) => d.action !== 'unchanged')) {
+    warnings.push('a host driver loaded from the initramfs binds before these rules run; vfioctl.service moves such devices at boot, or rebuild the initramfs (update-initramfs -u) to include the rule');
+  }
+  const report = diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content }));
+  if (print) {
+    for (const w of warnings) s.warn(w);
+    if (s.json) s.printJson({ changed: opts.dryRun ? false : changed, dryRun: opts.dryRun === true, remove: opts.remove === true, files: report });
+    else {
+      const verb = (a: FileAction) => (opts.dryRun && a !== 'unchanged' && a !== 'absent' ? `would ${a}` : a);
+      for (const d of diff) {
+        s.print(`${verb(d.action)} ${d.file.path}${d.file.content === null && d.file.link ? ` -> ${d.file.link}` : ''}`);
+        if (opts.dryRun && d.file.content !== null && d.action !== 'unchanged') s.print(d.file.content.replace(/^/gm, '    ').replace(/\s+$/, ''));
+      }
+    }
+  }
+  return { changed, files: report, warnings };
+}
+
+export function registerPersist(program: Command, ctx: CliContext): void {
+  program
+    .command('persist')
+    .description('make a desired state come back at boot: a udev rule setting driver_override on add, and a systemd unit running vfioctl apply early')
+    .argument('[file]', 'desired-state JSON file (as for apply), or - for standard input')
+    .option('--remove', 'delete the rule, the unit and the installed state')
+    .option('--dry-run', 'show the files without writing them')
+    .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
+    .action(async (file: string | undefined, opts: PersistOptions, cmd: Command) => {
+      const s = openSession(ctx, cmd);
+      if (opts.remove && file !== undefined) throw new VfioctlError(ExitCode.USAGE, 'persist --remove', 'takes no FILE');
+      if (!opts.remove && file === undefined) throw new VfioctlError(ExitCode.USAGE, 'persist', 'missing FILE', 'vfioctl persist FILE (or - for standard input), or vfioctl persist --remove');
+      let state: DesiredState | null = null;
+      let source = '';
+      if (file !== undefined) {
+        const input = await readDesiredInput(file, ctx.readStdin, process.cwd());
+        state = parseDesiredState(input.text, input.source);
+        source = input.source;
+      }
+      await runPersist(s, state, source, opts);
+    });
+}
