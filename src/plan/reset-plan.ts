@@ -320,6 +320,10 @@ function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' 
     const bridges = plan.blockers.filter((b) => b.code === 'bridge').map((b) => b.bdf);
     return `no binding can fix this: the reset would also hit bridge${bridges.length > 1 ? 's' : ''} ${listWords(bridges)}; ${fallback}`;
   }
+  const vfs = plan.blockers.filter((b) => b.code === 'other-dev-set' && t.device(b.bdf)?.physfn).map((b) => b.bdf);
+  if (vfs.length) {
+    return `no binding can fix this: the reset also hits VF${vfs.length > 1 ? 's' : ''} ${listWords(vfs)}, which each have a reset set of their own (with SR-IOV disabled on the PF it would not); ${fallback}`;
+  }
   if (codes.has('other-dev-set')) {
     const slotDevice = plan.affected.find((a) => t.device(a.bdf) && t.slotCanReset(t.device(a.bdf)!));
     const hint = slotDevice ? `call the hot reset from ${slotDevice.bdf} (in the slot) instead` : 'call the hot reset from a device whose reset set covers the whole scope';

@@ -235,6 +235,7 @@ test('VFs on the PF\'s bus: included after the other functions; a VF caller and 
   assert.equal(vf.hotReset.impossible, true);
   const pf = plan(devs, '0000:01:00.0');
   assert.deepEqual(codes(pf), ['0000:01:00.1 other-dev-set']);
+  assert.match(pf.hotReset.change!, /also hits VF 0000:01:00\.1, which each have a reset set of their own/);
   assert.equal(pf.hotReset.ready, false);
 });
 
