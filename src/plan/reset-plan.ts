@@ -253,7 +253,7 @@ function decideScope(t: Topology, d: PciDevice): Scope {
   const devices = t.walk(bus);
   const q = t.quirked(bridge, devices);
   if (q) {
-    const where = q.bdf === bridge ? 'the bridge' : q.bdf === d.bdf ? 'the device itself' : 'a device on the bus';
+    const where = q.bdf === bridge ? 'the bridge' : q.bdf === d.bdf ? 'the device itself' : 'a device on or below the bus';
     return { scope: 'none', bridge, slot: null, devices: [],
       reason: `no hot reset: ${where} ${q.bdf} (${q.what}) has the kernel's NO_BUS_RESET quirk, so bus ${bus} below ${bridge} cannot be reset${slotNote}; the kernel answers ENODEV` };
   }
