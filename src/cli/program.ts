@@ -11,6 +11,7 @@ import { registerBind } from './commands/bind.js';
 import { registerUnbind } from './commands/unbind.js';
 import { registerVariants } from './commands/variants.js';
 import { registerPersist } from './commands/persist.js';
+import { registerApply } from './commands/apply.js';
 
 export const VERSION = '0.1.0';
 
@@ -47,6 +48,7 @@ export function createProgram(ctx: CliContext): Command {
   registerUnbind(program, ctx);
   registerVariants(program, ctx);
   registerPersist(program, ctx);
+  registerApply(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }

@@ -120,7 +120,7 @@ export function makeBinder(s: Session): Binder {
 }
 
 /** The driver each device goes to under --variant. */
-function chooseDrivers(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, variant: string, selected: readonly Bdf[], peers: readonly Bdf[]): Map<Bdf, DriverChoice> {
+export function chooseDrivers(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, variant: string, selected: readonly Bdf[], peers: readonly Bdf[]): Map<Bdf, DriverChoice> {
   const choices = new Map<Bdf, DriverChoice>();
   const auto = (bdf: Bdf): DriverChoice | undefined => {
     const best = rankWithFallback(aliases ?? [], deviceOf(host, bdf).modalias)[0];
