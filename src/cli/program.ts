@@ -12,6 +12,7 @@ import { registerUnbind } from './commands/unbind.js';
 import { registerVariants } from './commands/variants.js';
 import { registerPersist } from './commands/persist.js';
 import { registerApply } from './commands/apply.js';
+import { registerVfs } from './commands/vfs.js';
 
 export const VERSION = '0.1.0';
 
@@ -49,6 +50,7 @@ export function createProgram(ctx: CliContext): Command {
   registerVariants(program, ctx);
   registerPersist(program, ctx);
   registerApply(program, ctx);
+  registerVfs(program, ctx);
   for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
   return program;
 }

@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildTree, tempRoot, type DevSpec, type TreeSpec } from '../helpers/tree.js';
+import { cli } from '../helpers/cli.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
+import { VfioctlError, errnoMeaning } from '../../src/errors.js';
+
+const ENV = { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' };
+const PF = '0000:01:00.0';
+
+/** The fake kernel plus sriov_numvfs (kernel.md §9): VFs at 01:00.1.., each in its own group. */
+class SriovKernel extends FakeKernel {
+  readonly numvfsWrites: string[] = [];
+  constructor(root: string, private readonly spec: TreeSpec) {
+    super(root, spec, { idTables: { nvme: ['1b36:0010'] } });
+  }
+  override write(p: string, value: string): void {
+    if (!p.endsWith('/sriov_numvfs')) return super.write(p, value);
+    this.writes.push({ path: p, value });
+    this.numvfsWrites.push(value);
+    const dir = this.abs(p.replace(/\/sriov_numvfs$/, ''));
+    const fail = (errno: string) => {
+      throw new VfioctlError(1, `cannot write "${value}" to ${p}`, errnoMeaning(errno));
+    };
+    const n = Number(value);
+    const total = Number(fs.readFileSync(path.join(dir, 'sriov_totalvfs'), 'utf8'));
+    const cur = Number(fs.readFileSync(path.join(dir, 'sriov_numvfs'), 'utf8'));
+    if (!/^\d+$/.test(value)) fail('EINVAL');
+    if (n > total) fail('ERANGE');
+    if (!fs.existsSync(path.join(dir, 'driver'))) fail('ENOENT');
+    if (n !== 0 && cur !== 0) fail('EBUSY');
+    const autoprobe = fs.readFileSync(path.join(dir, 'sriov_drivers_autoprobe'), 'utf8').trim() === '1';
+    const pfSpec = this.spec.devices.find((d) => d.bdf === PF)!;
+    if (n === 0) {
+      for (const l of fs.readdirSync(dir).filter((x) => x.startsWith('virtfn'))) {
+        const vf = path.basename(fs.readlinkSync(path.join(dir, l)));
+        fs.rmSync(fs.realpathSync(path.join(dir, l)), { recursive: true, force: true });
+        for (const link of [path.join(this.root, 'sys/bus/pci/devices', vf), path.join(dir, l)]) fs.rmSync(link, { force: true });
+        for (const d of fs.readdirSync(path.join(this.root, 'sys/bus/pci/drivers'))) fs.rmSync(path.join(this.root, 'sys/bus/pci/drivers', d, vf), { force: true });
+        const g = fs.readdirSync(path.join(this.root, 'sys/kernel/iommu_groups')).find((x) => fs.existsSync(path.join(this.root, 'sys/kernel/iommu_groups', x, 'devices', vf)));
+        if (g) fs.rmSync(path.join(this.root, 'sys/kernel/iommu_groups', g), { recursive: true, force: true });
+      }
+      fs.writeFileSync(path.join(dir, 'sriov_numvfs'), '0\n');
+      return;
+    }
+    const vfs: DevSpec[] = Array.from({ length: n }, (_, i) => ({
+      bdf: `0000:01:00.${i + 1}`, parent: '0000:00:01.0', id: '1b36:0010', class: '010802', physfn: PF, group: 20 + i,
+      // With autoprobe on, the host driver takes each new VF at once.
+      ...(autoprobe ? { driver: 'nvme' } : {}),
+    }));
+    const spec: TreeSpec = { devices: [this.spec.devices[0]!, { ...pfSpec, sriov: { total, num: n } }, ...vfs] };
+    const keep = fs.readFileSync(path.join(dir, 'sriov_drivers_autoprobe'), 'utf8');
+    buildTree(this.root, spec);
+    fs.writeFileSync(path.join(dir, 'sriov_drivers_autoprobe'), keep);
+  }
+}
+
+function lab(t: { after: (f: () => void) => void }, num = 0) {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const spec: TreeSpec = {
+    osrelease: '6.1.0-test',
+    modulesAlias: 'alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n',
+    drivers: { 'vfio-pci': 'vfio_pci', nvme: 'nvme' },
+    devices: [
+      { bdf: '0000:00:01.0', id: '1b36:000c', class: '060400', driver: 'pcieport', group: 1 },
+      { bdf: PF, parent: '0000:00:01.0', id: '1b36:0010', class: '010802', driver: 'nvme', group: 2, sriov: { total: 4, num: 0 } },
+    ],
+  };
+  buildTree(root, spec);
+  const kernel = new SriovKernel(root, spec);
+  const vfioctl = (...argv: string[]) => cli(argv, root, { makeFs: () => kernel, env: ENV });
+  const attr = (bdf: string, f: string) => fs.readFileSync(path.join(root, 'sys/bus/pci/devices', bdf, f), 'utf8').trim();
+  const driverOf = (bdf: string) => {
+    const l = path.join(root, 'sys/bus/pci/devices', bdf, 'driver');
+    return fs.existsSync(l) ? path.basename(fs.readlinkSync(l)) : null;
+  };
+  return { root, kernel, vfioctl, attr, driverOf, num };
+}
+
+test('vfs --count 2 --bind vfio-pci: autoprobe off while creating, VFs bound to vfio, autoprobe restored, read back', async (t) => {
+  const { kernel, vfioctl, attr, driverOf } = lab(t);
+  const r = await vfioctl('vfs', PF, '--count', '2', '--bind', 'vfio-pci', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const doc = r.json();
+  assert.equal(doc.changed, true);
+  assert.equal(doc.numVfsBefore, 0);
+  assert.equal(doc.numVfs, 2);
+  assert.deepEqual(doc.writes.map((w: any) => `${path.basename(w.path)}=${w.value}`), ['sriov_drivers_autoprobe=0', 'sriov_numvfs=2', 'sriov_drivers_autoprobe=1']);
+  assert.deepEqual(doc.vfs.map((v: any) => [v.bdf, v.driver, v.iommuGroup]), [['0000:01:00.1', 'vfio-pci', 20], ['0000:01:00.2', 'vfio-pci', 21]]);
+  assert.deepEqual(doc.actions.map((a: any) => [a.bdf, a.from, a.status]), [['0000:01:00.1', null, 'bound'], ['0000:01:00.2', null, 'bound']]);
+  assert.equal(driverOf('0000:01:00.1'), 'vfio-pci');
+  assert.equal(attr(PF, 'sriov_drivers_autoprobe'), '1');
+  assert.equal(driverOf(PF), 'nvme', 'the PF keeps its driver');
+  assert.deepEqual(kernel.numvfsWrites, ['2']);
+});
+
+test('vfs: changing a non-zero count writes 0 first; same count is a no-op; above totalvfs is explained before writing', async (t) => {
+  const { kernel, vfioctl } = lab(t);
+  assert.equal((await vfioctl('vfs', PF, '--count', '2')).code, 0);
+  const noBind = await vfioctl('vfs', PF, '--count', '3', '--json');
+  assert.equal(noBind.code, 0, noBind.stderr);
+  assert.deepEqual(kernel.numvfsWrites, ['2', '0', '3']);
+  assert.ok(noBind.json().vfs.every((v: any) => v.driver === 'nvme'), 'without --bind the host driver takes them');
+  const same = await vfioctl('vfs', PF, '--count', '3', '--json');
+  assert.equal(same.json().changed, false);
+  assert.deepEqual(kernel.numvfsWrites, ['2', '0', '3']);
+  const big = await vfioctl('vfs', PF, '--count', '9');
+  assert.equal(big.code, 2);
+  assert.match(big.stderr, /at most 4 \(sriov_totalvfs\).*ERANGE/);
+  assert.deepEqual(kernel.numvfsWrites, ['2', '0', '3']);
+});
+
+test('vfs --count 0 refuses while a VF is open through vfio, then removes them', async (t) => {
+  const { kernel, vfioctl } = lab(t);
+  assert.equal((await vfioctl('vfs', PF, '--count', '2', '--bind', 'vfio-pci')).code, 0);
+  kernel.openDevice('0000:01:00.2');
+  const r = await vfioctl('vfs', PF, '--count', '0');
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /0000:01:00.2: a VFIO user has the device open/);
+  assert.deepEqual(kernel.numvfsWrites, ['2']);
+  fs.writeFileSync(path.join(kernel.root, 'sys/bus/pci/devices/0000:01:00.2/enable'), '0\n');
+  const ok = await vfioctl('vfs', PF, '--count', '0', '--json');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(ok.json().vfs, []);
+  assert.equal(ok.json().numVfs, 0);
+});
+
+test('vfs refuses bad targets: no driver on the PF, a VF, a non-SR-IOV device, a bad count; --dry-run writes nothing', async (t) => {
+  const { kernel, vfioctl } = lab(t);
+  const dry = await vfioctl('vfs', PF, '--count', '2', '--bind', 'auto', '--dry-run', '--json');
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.equal(dry.json().changed, false);
+  assert.equal(dry.json().writes.length, 3);
+  assert.deepEqual(kernel.numvfsWrites, []);
+  assert.equal((await vfioctl('vfs', '0000:00:01.0', '--count', '1')).code, 2);
+  assert.equal((await vfioctl('vfs', PF, '--count', '-1')).code, 2);
+  assert.equal((await vfioctl('vfs', PF, '--count', 'two')).code, 2);
+  fs.rmSync(path.join(kernel.root, 'sys/bus/pci/devices', PF, 'driver'));
+  const nodrv = await vfioctl('vfs', PF, '--count', '1');
+  assert.equal(nodrv.code, 4);
+  assert.match(nodrv.stderr, /has no driver.*ENOENT/);
+  assert.deepEqual(kernel.numvfsWrites, []);
+});
