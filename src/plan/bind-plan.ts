@@ -96,6 +96,8 @@ export interface BindInput {
   readonly noiommu: boolean;
   /** Drivers known to be vfio-family beyond isVfioBound (variants whose module has vfio_pci aliases). */
   readonly vfioDrivers: ReadonlySet<string>;
+  /** --variant auto: a device already on any vfio driver stays there (switching needs an explicit name). */
+  readonly keepVfio?: boolean;
 }
 
 const isVfioDevice = (d: PciDevice, vfioDrivers: ReadonlySet<string>) => isVfioBound(d) || (d.driver !== null && vfioDrivers.has(d.driver));
@@ -144,6 +146,9 @@ export function planBind(input: BindInput): Plan {
     if (d.bridge) return refuse('bridge', 'a bridge cannot be bound to a vfio driver (the kernel refuses it with EINVAL); bind the endpoints behind it');
     if (!choice) return refuse('variant-mismatch', 'no vfio driver can be chosen for this device (no modalias)');
     if (d.driver === choice.driver) return { ...base, kind: 'unchanged', refusal: null, reason: `already bound to ${choice.driver}` };
+    if (input.keepVfio && base.fromVfio) {
+      return { ...base, to: d.driver, kind: 'unchanged', refusal: null, reason: `already bound to ${d.driver} (a vfio driver; name --variant ${choice.driver} to switch)` };
+    }
 
     const checks: ({ code: RefusalCode; reason: string } | null)[] = [];
     if (!choice.matches) {

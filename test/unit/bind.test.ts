@@ -158,8 +158,12 @@ test('dry run writes nothing, reports planned and whether a real run would chang
   assert.equal(none.json().changed, false);
 });
 
-test('already on vfio-pci: unchanged, exit 0', async (t) => {
+test('already on vfio-pci: unchanged, exit 0 (auto does not switch a vfio device to a variant)', async (t) => {
   const { run, kernel } = lab(t);
+  const auto = await run('bind', '00:05.0', '--json');
+  assert.equal(auto.code, 0);
+  assert.equal(auto.json().actions[0].status, 'unchanged');
+  assert.equal(auto.json().changed, false);
   const r = await run('bind', '00:05.0', '--variant', 'vfio-pci', '--json');
   assert.equal(r.code, 0);
   assert.deepEqual(r.json().actions[0], { bdf: '0000:00:05.0', from: 'vfio-pci', to: 'vfio-pci', status: 'unchanged', reason: 'already bound to vfio-pci', warnings: [] });

@@ -184,6 +184,7 @@ export function registerBind(program: Command, ctx: CliContext): void {
           uses,
           noiommu: noiommuEnabled(s.fs),
           vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases),
+          keepVfio: opts.variant.trim() === 'auto',
         });
         await runPlan(s, plan, dryRun, 'bind', () => makeBinder(s));
       });

@@ -29,7 +29,9 @@ export function registerUnbind(program: Command, ctx: CliContext): void {
       const dryRun = opts.dryRun === true;
       await withLock(s, dryRun, async () => {
         const host = scanHost(s.fs);
-        const { selected } = selectDevices(s.fs, host, selectors);
+        const picked = selectDevices(s.fs, host, selectors);
+        // group:N brings its bridges along; they never have vfio drivers, so leave them out.
+        const selected = picked.selected.filter((b) => picked.explicit.has(b) || !host.devices.get(b)?.bridge);
         const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
         let to: { driver: string; module: string | null } | null = null;
         if (opts.to !== undefined) {
