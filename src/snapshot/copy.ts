@@ -66,6 +66,15 @@ export class SnapshotWriter {
     return true;
   }
 
+  /** An attribute already copied into the snapshot (read back from the destination). */
+  readAttr(p: string): string | undefined {
+    try {
+      return fs.readFileSync(this.dest(p), 'latin1');
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Whole-file copy for larger text (modules.alias), filtered by the caller. */
   textFile(p: string, transform: (text: string) => string): boolean {
     let text: string;

@@ -5,6 +5,11 @@ import {
   ATTRS_BLOCK, ATTRS_DEVICE, ATTRS_IOMMU_UNIT, ATTRS_NET, ATTRS_SLOT, DEVICE_LINK_PATTERNS, PROC_FILES, VFIO_MODULES,
 } from './select.js';
 
+import { pciIdsSubset, type PresentId } from './pciids.js';
+
+/** Where vfioctl looks for pci.ids (src/sysfs/paths.ts), first match wins. */
+const PCI_IDS = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'];
+
 const BDF = /^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 /** Kernel release of the source root: its osrelease, else the caller's fallback (uname). */
@@ -17,7 +22,7 @@ function releaseOf(w: SnapshotWriter, fallback: string | null): string | null {
 }
 
 /** One PCI function: its attributes, links, vfio-dev/, port services and the path to it. */
-function copyDevice(w: SnapshotWriter, bdf: string): void {
+function copyDevice(w: SnapshotWriter, bdf: string, present: PresentId[]): void {
   const entry = `/sys/bus/pci/devices/${bdf}`;
   // Real sysfs has links here; a hand-built tree may have plain directories.
   const target = w.isLink(entry) ? w.link(entry) : w.isDir(entry) ? entry : undefined;
@@ -26,6 +31,8 @@ function copyDevice(w: SnapshotWriter, bdf: string): void {
   // Ancestors (root bus dir, upstream bridges) must exist as directories; bridges are
   // copied as devices in their own right.
   w.attrs(target, ATTRS_DEVICE, DEVICE_LINK_PATTERNS);
+  const id = (name: string) => w.readAttr(`${target}/${name}`)?.trim().replace(/^0x/, '').toLowerCase() ?? null;
+  present.push({ vendor: id('vendor') ?? '', device: id('device') ?? '', subVendor: id('subsystem_vendor'), subDevice: id('subsystem_device') });
   const vfio = `${target}/vfio-dev`;
   for (const name of w.list(vfio)) w.mkdir(`${vfio}/${name}`);
   for (const name of w.list(target)) {
@@ -133,7 +140,10 @@ function copyAliases(w: SnapshotWriter, release: string): void {
 export function takeSnapshot(srcRoot: string, destDir: string, liveRelease: string | null = null): SnapshotStats & { release: string | null } {
   const w = new SnapshotWriter(path.resolve(srcRoot), path.resolve(destDir));
   w.mkdir('/sys/bus/pci/devices');
-  for (const bdf of w.list('/sys/bus/pci/devices')) if (BDF.test(bdf)) copyDevice(w, bdf);
+  const present: PresentId[] = [];
+  for (const bdf of w.list('/sys/bus/pci/devices')) if (BDF.test(bdf)) copyDevice(w, bdf, present);
+  const ids = PCI_IDS.find((p) => w.lstat(p));
+  if (ids) w.textFile(ids, (text) => pciIdsSubset(text, present));
   copyGroups(w);
   copyDrivers(w);
   copySlots(w);

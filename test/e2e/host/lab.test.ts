@@ -33,9 +33,14 @@ async function withSlot<R>(fn: () => Promise<R>): Promise<R> {
     else slots++;
   }
 }
-const runs = new Map<string, Promise<VmResult>>(
-  topologies.map((t) => [t.name, withSlot(() => bootVm(paths, t, 'test', { timeoutSec, smp: 1 }))]),
-);
+/** One retry when the guest never reached the scenarios (e.g. an early panic under TCG). */
+async function bootWithRetry(t: (typeof topologies)[number]): Promise<VmResult> {
+  const first = await bootVm(paths, t, 'test', { timeoutSec, smp: 1 });
+  if (first.timedOut || fs.existsSync(path.join(first.outDir, 'rc'))) return first;
+  fs.renameSync(first.consoleLog, `${first.consoleLog}.first-boot`);
+  return bootVm(paths, t, 'test', { timeoutSec, smp: 1 });
+}
+const runs = new Map<string, Promise<VmResult>>(topologies.map((t) => [t.name, withSlot(() => bootWithRetry(t))]));
 
 function readResults(outDir: string): ResultLine[] {
   const file = path.join(outDir, 'results.jsonl');

@@ -36,7 +36,8 @@ export interface VmResult {
 
 export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string, smp: number): string[] {
   const append = [
-    'console=ttyS0', 'intel_iommu=on', 'panic=-1', 'quiet', 'loglevel=4',
+    // no_timer_check: under TCG on a busy host the IO-APIC timer check can fail and panic.
+    'console=ttyS0', 'intel_iommu=on', 'panic=-1', 'quiet', 'loglevel=4', 'no_timer_check',
     `lab.repo=${path.join(p.work, 'stage')}`, `lab.kmods=${path.join(p.cache, 'kernel', 'lib', 'modules', p.kver)}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
   ].join(' ');
   return [

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import {
-  IN_LAB, NOT_IN_LAB, allBdfs, hasCommand, missing, oracle, sysfsBind, sysfsRestore, truthDevice, vfioctlJson,
+  IN_LAB, NOT_IN_LAB, allBdfs, hasCommand, missing, oracle, run, sysfsBind, sysfsRestore, truthDevice, vfioctlJson,
 } from '../lab/guest.js';
 import { eligible } from '../lab/capture-guest-lib.js';
 
@@ -29,13 +29,20 @@ after(() => {
   for (const b of bound) sysfsRestore(b);
 });
 
+/** The kernel's own log line for a secondary bus reset whose link did not come back. */
+async function linkNeverCameBack(bridge: string | null): Promise<boolean> {
+  if (!bridge) return false;
+  const log = (await run('dmesg', [])).stdout;
+  return log.includes(`${bridge}: Data Link Layer Link Active not set`);
+}
+
 const sortBy = <T>(xs: T[], key: (x: T) => string) => [...xs].sort((a, b) => key(a).localeCompare(key(b)));
 
 test('reset-plan agrees with VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', { skip: IN_LAB ? false : NOT_IN_LAB }, async (t) => {
   if (!(await hasCommand('reset-plan'))) return t.skip(missing('reset-plan'));
   assert.ok(bound.length > 0, 'the topology must have vfio-bound devices');
   for (const bdf of bound) {
-    await t.test(bdf, async () => {
+    await t.test(bdf, async (t) => {
       const dev = truthDevice(bdf);
       assert.equal(dev.driver, 'vfio-pci');
       const { run, json } = await vfioctlJson('reset-plan', bdf, '--json');
@@ -65,6 +72,12 @@ test('reset-plan agrees with VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', { skip: IN_LAB
       const res = await oracle('reset', bdf, hr.ready ? groups : openable);
       if (hr.ready) {
         assert.equal(res.ok, true, `plan is ready but the oracle failed: ${JSON.stringify(res)}`);
+        if (res.reset?.errno === 'ENOTTY' && (await linkNeverCameBack(hr.bridge))) {
+          // The kernel accepted the set and did the bus reset; QEMU's pcie-root-port then
+          // never sets Data Link Layer Link Active, so the kernel reports ENOTTY afterwards.
+          t.diagnostic(`${bdf}: reset performed, link of ${hr.bridge} not back (QEMU root port): ENOTTY`);
+          return;
+        }
         assert.deepEqual(res.reset, { ok: true }, `plan is ready but the kernel refused: ${JSON.stringify(res)}`);
       } else {
         assert.ok(!res.ok || res.reset?.ok === false, `plan says not ready (${JSON.stringify(hr.blockers)}) but the kernel reset it`);
