@@ -1,5 +1,5 @@
 import type { Bdf } from '../model/address.js';
-import { VfioctlError } from '../errors.js';
+import { VfioctlError, errnoOf } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import type { Runner } from '../cli/context.js';
 import type { ActionStatus, Plan, PlannedAction } from '../plan/bind-plan.js';
@@ -51,6 +51,9 @@ class StepError extends Error {
 const describe = (err: unknown): StepError => {
   if (err instanceof StepError) return err;
   if (err instanceof VfioctlError) return new StepError(`${err.what}: ${err.why}`, err.code === ExitCode.PERMISSION ? ExitCode.PERMISSION : ExitCode.FAILURE);
+  // State files under /run: a non-root user cannot create them.
+  const code = errnoOf(err);
+  if (code === 'EACCES' || code === 'EPERM') return new StepError(`${err instanceof Error ? err.message : String(err)} (run as root)`, ExitCode.PERMISSION);
   return new StepError(err instanceof Error ? err.message : String(err));
 };
 
@@ -229,8 +232,10 @@ export class Binder {
         const left = this.restore(snap);
         this.restoreRecord(a.bdf, prior);
         results[i] = { ...results[i]!, status: 'failed', reason: left ? `${e.message}; could not restore it: ${left}` : `${e.message}; restored to ${snap.driver ?? 'no driver'}` };
+        let unrestored = left !== null;
         for (const d of done.reverse()) {
           const problem = this.restore(d.snap);
+          if (problem !== null) unrestored = true;
           this.restoreRecord(d.snap.bdf, d.prior);
           results[d.i] = problem === null
             ? { ...results[d.i]!, to: d.snap.driver, status: 'rolled-back', reason: `rolled back to ${d.snap.driver ?? 'no driver'} after ${a.bdf} failed` }
@@ -239,7 +244,8 @@ export class Binder {
         for (const w of work) {
           if (results[w.i]!.status === 'unchanged') results[w.i] = { ...results[w.i]!, reason: `not attempted: ${a.bdf} failed` };
         }
-        return { actions: results, changed: done.length > 0 || left !== null, exitCode: e.exitCode };
+        // changed: whether the host ends up different from how it started (rolled back = not changed).
+        return { actions: results, changed: unrestored, exitCode: e.exitCode };
       }
     }
     // Released devices are the host's again: forget them only now that nothing can roll back.

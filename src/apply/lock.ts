@@ -1,4 +1,4 @@
-import { VfioctlError } from '../errors.js';
+import { VfioctlError, errnoMeaning, errnoOf } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { FsRoot } from '../sysfs/fsroot.js';
 
@@ -36,7 +36,15 @@ export async function takeLock(fs: FsRoot, waitMs = 0): Promise<Lock> {
   const started = Date.now();
   const deadline = started + waitMs;
   for (;;) {
-    if (fs.createExclusive(LOCK_PATH, `${process.pid}\n`)) {
+    let created: boolean;
+    try {
+      created = fs.createExclusive(LOCK_PATH, `${process.pid}\n`);
+    } catch (err) {
+      const code = errnoOf(err);
+      throw new VfioctlError(code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? ExitCode.PERMISSION : ExitCode.FAILURE,
+        `cannot create ${LOCK_PATH}`, errnoMeaning(code), 'run as root', { cause: err });
+    }
+    if (created) {
       let held = true;
       return {
         release: () => {

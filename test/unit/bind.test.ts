@@ -214,6 +214,7 @@ test('failure injection at every step rolls every device back', async (t) => {
       if (k >= 3) assert.equal(statuses[0], 'rolled-back');
       else assert.equal(statuses[1], 'unchanged');
       assert.match(doc.actions[k < 3 ? 0 : 1].reason, new RegExp(errno));
+      assert.equal(doc.changed, false, 'everything was put back');
       for (const bdf of ['0000:03:01.0', '0000:03:02.0']) {
         assert.deepEqual(at(bdf), { driver: 'e1000', override: '(null)', vfioDev: false }, `step ${k} ${errno}: ${bdf} restored`);
         assert.equal(record(bdf), undefined, `step ${k}: no stale record`);
@@ -314,4 +315,14 @@ test('binder: modprobe through the runner with an argument array, then the drive
   assert.equal(res2.actions[0]!.status, 'failed');
   assert.match(res2.actions[0]!.reason!, /modprobe nosuch failed \(exit 1\): modprobe: FATAL/);
   assert.equal(kernel.writes.length, before);
+});
+
+test('permission denied on a sysfs write: exit 5, JSON still printed', async (t) => {
+  const { kernel, run, at } = lab(t);
+  kernel.failNext({ path: /driver_override$/, errno: 'EACCES' });
+  const r = await run('bind', '01:00.0', '--variant', 'vfio-pci', '--json');
+  assert.equal(r.code, 5);
+  assert.equal(r.json().actions[0].status, 'failed');
+  assert.match(r.json().actions[0].reason, /permission denied \(EACCES\)/);
+  assert.equal(at('0000:01:00.0').driver, 'e1000e');
 });
