@@ -27,6 +27,7 @@ export function deviceJson(d: PciDevice, names: PciNames) {
     revision: d.revision,
     virtfns: [...d.virtfns],
     parent: d.parent,
+    rootBus: d.rootBus,
     bootVga: d.bootVga,
     vfioBound: isVfioBound(d),
   };
