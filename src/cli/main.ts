@@ -2,15 +2,16 @@ import { CommanderError } from 'commander';
 import { VfioctlError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
-import { createProgram, VERSION } from './program.js';
+import type { Command } from 'commander';
+import { commandNameOf, createBaseProgram, finishProgram, VERSION } from './program-base.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
  * exit codes; it never calls process.exit, so piped output is never cut short.
  */
 export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
-  const program = createProgram(ctx);
   try {
+    const program = await loadProgram(argv, ctx);
     await program.parseAsync([...argv], { from: 'user' });
     return ExitCode.OK;
   } catch (err) {
@@ -28,6 +29,25 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
     if (ctx.env.VFIOCTL_DEBUG) ctx.stderr.write(`${e.stack}\n`);
     return ExitCode.INTERNAL;
   }
+}
+
+/**
+ * `groups` is the command run most and on the largest hosts; it is built without loading
+ * the other command modules (about half of start-up). Anything else, --help included,
+ * gets the full command tree. Only for commands no other module extends at import time
+ * (show is: variants adds a section to it).
+ */
+const FAST_COMMANDS: Record<string, () => Promise<(program: Command, ctx: CliContext) => void>> = {
+  groups: async () => (await import('./commands/groups.js')).registerGroups,
+};
+
+async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Command> {
+  const name = commandNameOf(argv);
+  const fast = name === undefined ? undefined : FAST_COMMANDS[name];
+  if (!fast) return (await import('./program.js')).createProgram(ctx);
+  const program = createBaseProgram(ctx);
+  (await fast())(program, ctx);
+  return finishProgram(program, ctx);
 }
 
 /** Entry point used by bin/vfioctl. */

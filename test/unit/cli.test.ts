@@ -138,3 +138,23 @@ test('a host without IOMMU groups: plain message and exit 0; the kernel command 
     done();
   }
 });
+
+test('groups is built without the other commands, and behaves the same as in the full tree', async () => {
+  const { commandNameOf } = await import('../../src/cli/program-base.js');
+  const { createProgram } = await import('../../src/cli/program.js');
+  assert.equal(commandNameOf(['groups', '--json']), 'groups');
+  assert.equal(commandNameOf(['--root', '/x', '--no-color', '-v', 'groups']), 'groups');
+  assert.equal(commandNameOf(['--root=/x', '--color', 'show', '01:00.0']), 'show');
+  assert.equal(commandNameOf(['--root', 'groups', 'show']), 'show', "--root's value is not the command");
+  assert.equal(commandNameOf(['--help', 'groups']), undefined);
+  assert.equal(commandNameOf(['--bogus', 'groups']), undefined);
+  assert.equal(commandNameOf([]), undefined);
+  const sink = { write: () => true };
+  const full = createProgram({ stdout: sink, stderr: sink, env: {}, isTTY: false, runner: async () => ({ exitCode: 0, stdout: '', stderr: '' }) });
+  const fullHelp = full.commands.find((c) => c.name() === 'groups')!.helpInformation();
+  const fastHelp = await cli(['groups', '--help'], root);
+  assert.equal(fastHelp.stdout, fullHelp);
+  const bad = await cli(['--no-color', 'groups', '--bogus'], root);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^vfioctl: usage: unknown option '--bogus'\nhint: /);
+});

@@ -1,0 +1,56 @@
+import { Command } from 'commander';
+import type { CliContext } from './context.js';
+
+/**
+ * The root command with the global options and output settings, without any subcommand.
+ * Kept apart from program.ts so that main.ts can build `groups` without loading every
+ * other command module (start-up time is most of a `groups` run on small hosts).
+ */
+export const VERSION = '0.1.0';
+
+/** commander's own messages in vfioctl's error format: `vfioctl: <what>`. */
+function output(ctx: CliContext) {
+  return {
+    writeOut: (s: string) => void ctx.stdout.write(s),
+    writeErr: (s: string) => void ctx.stderr.write(s),
+    // `vfioctl: usage: unknown option '--x'`: the same what/why shape as every other error.
+    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: usage: ${s.replace(/^error: /, '')}`),
+  };
+}
+
+export function createBaseProgram(ctx: CliContext): Command {
+  return new Command('vfioctl')
+    .description('administer VFIO: IOMMU groups, driver binding, hot-reset planning')
+    .version(VERSION, '-V, --version')
+    .option('--root <dir>', 'resolve /sys, /dev, /proc, /lib/modules, /etc and /run under DIR (env VFIOCTL_ROOT)')
+    .option('--color', 'force colour')
+    .option('--no-color', 'never colour (also NO_COLOR)')
+    .option('-v, --verbose', 'print each sysfs write on stderr')
+    .showHelpAfterError("hint: run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage")
+    .exitOverride()
+    .configureOutput(output(ctx));
+}
+
+/** Subcommands report like the root: exit codes through main.ts, messages in vfioctl form. */
+export function finishProgram(program: Command, ctx: CliContext): Command {
+  for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
+  return program;
+}
+
+/** Global options that take a value: their argument is not the command name. */
+const VALUE_OPTIONS = new Set(['--root']);
+const FLAG_OPTIONS = new Set(['--color', '--no-color', '-v', '--verbose']);
+
+/**
+ * The subcommand named in argv when it can be told without parsing (only known global
+ * options before it); undefined otherwise, and then the full program parses as usual.
+ */
+export function commandNameOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (VALUE_OPTIONS.has(a)) i++;
+    else if (a.startsWith('--root=') || FLAG_OPTIONS.has(a)) continue;
+    else return a.startsWith('-') ? undefined : a;
+  }
+  return undefined;
+}
