@@ -46,6 +46,10 @@ export class FsRoot {
       fd = fs.openSync(this.abs(p), fs.constants.O_RDONLY);
       let n = fs.readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
       let text = READ_BUFFER.toString('latin1', 0, n);
+      // A sysfs attribute comes whole from its first read (one show() call, at most a
+      // page), so a short read there is the end: saves one read(2) per attribute.
+      // Elsewhere (/proc seq files) read on until EOF.
+      if (n < READ_BUFFER.length && p.startsWith('/sys/')) return text.endsWith('\n') ? text.slice(0, -1) : text;
       while (n > 0) {
         n = fs.readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
         text += READ_BUFFER.toString('latin1', 0, n);
