@@ -25,18 +25,21 @@ apt_update_once() {
 
 # --- host tools ---------------------------------------------------------
 need_pkgs=()
-command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh \
-  && file -L /bin/busybox 2>/dev/null | grep -q static \
-  || dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-command -v depmod >/dev/null || [ -x /usr/sbin/depmod ] || need_pkgs+=(kmod)
-command -v cpio >/dev/null || need_pkgs+=(cpio)
-command -v gcc >/dev/null || need_pkgs+=(gcc)
-command -v make >/dev/null || need_pkgs+=(make)
-# The out-of-tree module build needs these from the kernel's kbuild.
-command -v bc >/dev/null || need_pkgs+=(bc)
-command -v flex >/dev/null || true
-[ -e /usr/include/libelf.h ] || true
+need() { # need COMMAND PACKAGE: install PACKAGE when COMMAND is missing
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || need_pkgs+=("$2")
+}
+need qemu-system-x86_64 qemu-system-x86
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+need depmod kmod
+need cpio cpio
+need make make
+need gcc gcc
+# Debian's kbuild compiles modules with gcc-12 (the kernel's own compiler).
+need gcc-12 gcc-12
+# The guest chroots into this machine's root: scenarios use its ip(8) and tar(1).
+need ip iproute2
+need tar tar
+need gzip gzip
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   apt_update_once
   log "installing ${need_pkgs[*]}"

@@ -6,9 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import {
-  IN_LAB, NOT_IN_LAB, allBdfs, hasCommand, labTopology, missing, oracle, roleBdf, run, sysfsRestore, truthDevice,
-  vfioctl, vfioctlJson,
+  IN_LAB, NOT_IN_LAB, ORACLE, allBdfs, hasCommand, labTopology, missing, oracle, roleBdf, run, sysfsBind, sysfsRestore,
+  truthDevice, vfioctl, vfioctlJson,
 } from '../lab/guest.js';
 
 const topo = IN_LAB ? labTopology().name : '';
@@ -146,4 +147,38 @@ test('the pair behind the PCIe-to-PCI bridge needs --group, then the group opens
   }
   assert.equal(truthDevice(e1000).driver, 'e1000');
   assert.equal(truthDevice(rtl).driver, '8139cp');
+});
+
+test('the boot VGA device is refused (exit 4) and left alone', { skip: only('rootbus') }, async (t) => {
+  if (!(await needBind(t))) return;
+  const vga = allBdfs().find((b) => fs.existsSync(`/sys/bus/pci/devices/${b}/boot_vga`)
+    && fs.readFileSync(`/sys/bus/pci/devices/${b}/boot_vga`, 'utf8').trim() === '1');
+  assert.ok(vga, 'the rootbus topology has a boot VGA device');
+  const before = state();
+  const r = await vfioctl('bind', vga, '--variant', 'vfio-pci');
+  assert.equal(r.code, 4, `exit ${r.code}: ${r.stderr}`);
+  assert.deepEqual(state(), before, 'nothing changed');
+});
+
+test('unbind of a vfio device a user holds open is refused (exit 4) instead of hanging', { skip: only('rootports') }, async (t) => {
+  if (!(await needBind(t))) return;
+  const bdf = roleBdf(labTopology(), 'nvme');
+  await sysfsBind(bdf, 'vfio-pci');
+  const group = truthDevice(bdf).group!;
+  const holder = spawn(ORACLE, ['hold', bdf, String(group)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      holder.stdout.once('data', (b: Buffer) => resolve(b.toString()));
+      holder.once('exit', (c) => reject(new Error(`holder exited ${c}`)));
+    });
+    assert.match(line, /"holding"/, line);
+    const r = await vfioctl('unbind', bdf);
+    assert.equal(r.code, 4, `exit ${r.code}: ${r.stderr}`);
+    assert.equal(truthDevice(bdf).driver, 'vfio-pci', 'still bound');
+  } finally {
+    holder.kill('SIGTERM');
+    await new Promise((r) => holder.once('exit', r));
+    sysfsRestore(bdf);
+  }
+  assert.equal(truthDevice(bdf).driver, 'nvme');
 });
