@@ -128,3 +128,12 @@ test('thinkpad: with the pci.ids fixture under the root, names appear', async (t
   assert.equal(g1.vendorName, 'Intel Corporation');
   assert.equal(g1.deviceName, null);
 });
+
+test('thinkpad: without pci.ids ids and class are shown bare, names are null', async () => {
+  assert.equal(fs.existsSync(path.join(root, 'usr')), false);
+  const text = (await cli(['show', '00:06.0'], root)).stdout;
+  assert.match(text, /^device:\s+0000:00:06\.0 \[8086:464d\]$/m);
+  assert.match(text, /^class:\s+060400 \(bridge\)$/m);
+  const d = (await cli(['show', '00:06.0', '--json'], root)).json();
+  assert.deepEqual([d.vendorName, d.deviceName, d.className], [null, null, null]);
+});

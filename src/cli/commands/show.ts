@@ -45,7 +45,8 @@ export function registerShow(program: Command, ctx: CliContext): void {
       const c = s.chalk;
       const rows: [string, string][] = [
         ['device', `${c.bold(bdf)} ${describeDevice(d, names)}`],
-        ['class', `${describeClass(d, names)} [${d.classCode}]${d.bridge ? ' (bridge)' : ''}`],
+        // Without pci.ids the class is shown once, bare, like the ids.
+        ['class', `${names.className(d.classCode) === null ? d.classCode : `${describeClass(d, names)} [${d.classCode}]`}${d.bridge ? ' (bridge)' : ''}`],
         ['subsystem', d.subsystemVendorId ? `${d.subsystemVendorId}:${d.subsystemDeviceId}` : '-'],
         ['revision', d.revision ?? '-'],
         ['modalias', d.modalias ?? '-'],
