@@ -7,31 +7,32 @@ import { registerSnapshot } from './commands/snapshot.js';
 import { registerResetPlan } from './commands/reset-plan.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerGrant } from './commands/grant.js';
+import { registerPersist } from './commands/persist.js';
+import { registerApply } from './commands/apply.js';
+import { registerVfs } from './commands/vfs.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerBind } from './commands/bind.js';
 import { registerUnbind } from './commands/unbind.js';
 import { registerVariants } from './commands/variants.js';
-import { registerPersist } from './commands/persist.js';
-import { registerApply } from './commands/apply.js';
-import { registerVfs } from './commands/vfs.js';
 
 export { VERSION } from './program-base.js';
 
 /** Build the command tree. No globals: everything comes from ctx, so tests run it in-process. */
 export function createProgram(ctx: CliContext): Command {
   const program = createBaseProgram(ctx);
+  // Order of `vfioctl --help`: look, bind, plan, provision, tools.
   registerGroups(program, ctx);
   registerShow(program, ctx);
-  registerSnapshot(program, ctx);
-  registerResetPlan(program, ctx);
-  registerDoctor(program, ctx);
-  registerGrant(program, ctx);
-  registerCompletion(program, ctx);
+  registerVariants(program, ctx);
   registerBind(program, ctx);
   registerUnbind(program, ctx);
-  registerVariants(program, ctx);
-  registerPersist(program, ctx);
+  registerResetPlan(program, ctx);
   registerApply(program, ctx);
+  registerPersist(program, ctx);
   registerVfs(program, ctx);
+  registerGrant(program, ctx);
+  registerDoctor(program, ctx);
+  registerSnapshot(program, ctx);
+  registerCompletion(program, ctx);
   return finishProgram(program, ctx);
 }

@@ -10,6 +10,7 @@ export interface PciDevice {
   readonly subsystemDeviceId: string | null;
   /** 6 lower-case hex digits: base class, subclass, prog-if. */
   readonly classCode: string;
+  /** Not read by the scan (show reads it with readRevision). */
   readonly revision: string | null;
   readonly modalias: string | null;
   /** Driver name from the `driver` link; null when unbound. */
@@ -40,7 +41,8 @@ export interface PciDevice {
   readonly numaNode: number | null;
   /** `boot_vga` (VGA-class devices only). */
   readonly bootVga: boolean | null;
-  /** PCI Express function (has link attributes); null when the tree cannot tell. */
+  /** PCI Express function (has link attributes). Probed for members of shared groups only;
+   * null elsewhere and on trees without link attributes. */
   readonly pcie: boolean | null;
   /** A vfio-family device node (`vfio-dev/vfioX`) exists: bound to vfio-pci or a variant. */
   readonly vfioDev: string | null;

@@ -70,7 +70,8 @@ export function readDevice(fs: FsRoot, bdf: Bdf, dir = deviceDir(fs, bdf)): PciD
     subsystemVendorId,
     subsystemDeviceId,
     classCode,
-    revision: hexAttr(at('revision'), 2),
+    // Read on demand (readRevision): one file fewer per function in the hot scan.
+    revision: null,
     modalias,
     driver,
     driverOverride: overrideValue(at('driver_override')),
@@ -88,7 +89,8 @@ export function readDevice(fs: FsRoot, bdf: Bdf, dir = deviceDir(fs, bdf)): PciD
     sriovTotalVfs: totalVfs,
     numaNode: numa === null || numa < 0 ? null : numa,
     bootVga: bootVga === undefined ? null : bootVga.trim() === '1',
-    pcie: fs.lexists(`${dir}/current_link_speed`) || fs.lexists(`${dir}/max_link_speed`),
+    // Probed only for members of shared groups, where it explains the grouping (scanHost).
+    pcie: null,
     vfioDev,
   };
 }
@@ -100,25 +102,39 @@ export function kernelRelease(fs: FsRoot): string | null {
   return null;
 }
 
+/** `revision`, which the scan leaves out (only `show` needs it). */
+export function readRevision(fs: FsRoot, bdf: Bdf): string | null {
+  return hexAttr(fs.read(`${PCI_DEVICES}/${bdf}/revision`), 2);
+}
+
+/** PCI Express functions have link attributes; conventional PCI functions do not. */
+function hasPcieLink(fs: FsRoot, bdf: Bdf): boolean {
+  return fs.lexists(`${PCI_DEVICES}/${bdf}/current_link_speed`) || fs.lexists(`${PCI_DEVICES}/${bdf}/max_link_speed`);
+}
+
 /** Scan every PCI function and IOMMU group under the root. */
 export function scanHost(fs: FsRoot): Host {
+  // Most optional attributes are missing on most functions, and each miss is an exception
+  // inside node:fs; without stack capture those cost a third of a 4,096-function scan.
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const devices = new Map<Bdf, PciDevice>();
-  for (const name of fs.list(PCI_DEVICES)) {
-    if (!isBdf(name)) continue;
-    devices.set(name, readDevice(fs, name));
+  try {
+    for (const name of fs.list(PCI_DEVICES)) {
+      if (!isBdf(name)) continue;
+      devices.set(name, readDevice(fs, name));
+    }
+  } finally {
+    Error.stackTraceLimit = stackLimit;
   }
   const list = [...devices.values()];
 
-  // A tree without link attributes anywhere (older snapshots) cannot tell PCIe from PCI.
-  const pcieKnown = list.some((d) => d.pcie);
   // PF → VFs, inverted from the VFs' physfn links (cheaper than listing every directory).
   const vfsOf = new Map<Bdf, Bdf[]>();
   for (const d of list) if (d.physfn) (vfsOf.get(d.physfn) ?? vfsOf.set(d.physfn, []).get(d.physfn)!).push(d.bdf);
-  for (const d of list) {
-    const vfs = vfsOf.get(d.bdf);
-    if (vfs || !pcieKnown) {
-      devices.set(d.bdf, { ...d, virtfns: vfs ? vfs.sort(compareBdf) : [], pcie: pcieKnown ? d.pcie : null });
-    }
+  for (const [pf, vfs] of vfsOf) {
+    const d = devices.get(pf);
+    if (d) devices.set(pf, { ...d, virtfns: vfs.sort(compareBdf) });
   }
 
   const members = new Map<number, Bdf[]>();
@@ -129,6 +145,14 @@ export function scanHost(fs: FsRoot): Host {
   const groups: IommuGroup[] = [...members.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([id, bdfs]) => ({ id, devices: bdfs.sort(compareBdf) }));
+
+  // PCIe or conventional matters only to explain shared groups. A tree without link
+  // attributes anywhere (older snapshots) cannot tell, so it stays null there.
+  const shared = groups.filter((g) => g.devices.length > 1).flatMap((g) => g.devices);
+  const pcie = new Map(shared.map((b) => [b, hasPcieLink(fs, b)]));
+  if ([...pcie.values()].some(Boolean)) {
+    for (const [b, isPcie] of pcie) devices.set(b, { ...devices.get(b)!, pcie: isPcie });
+  }
 
   const sorted = new Map([...devices.entries()].sort((a, b) => compareBdf(a[0], b[0])));
   return {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { bridgeChain, deviceOf, groupOf } from '../../model/host.js';
-import { scanHost } from '../../sysfs/scan.js';
+import { readRevision, scanHost } from '../../sysfs/scan.js';
 import { loadPciNames } from '../../sysfs/pciids.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
@@ -29,11 +29,13 @@ export function registerShow(program: Command, ctx: CliContext): void {
       const peers = group ? group.devices.filter((b) => b !== bdf) : [];
       const chain = bridgeChain(host, bdf);
       const extras = showExtensions.map((ext) => ext(s, host, bdf));
+      const revision = readRevision(s.fs, bdf);
 
       if (s.json) {
         s.printJson({
           ...deviceJson(d, names),
           modalias: d.modalias,
+          revision,
           group: view ? { id: view.group.id, viable: view.viable, blockers: view.blockers, reason: view.reason.text } : null,
           peers: peers.map((b) => deviceJson(deviceOf(host, b), names)),
           bridges: chain,
@@ -48,7 +50,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
         // Without pci.ids the class is shown once, bare, like the ids.
         ['class', `${names.className(d.classCode) === null ? d.classCode : `${describeClass(d, names)} [${d.classCode}]`}${d.bridge ? ' (bridge)' : ''}`],
         ['subsystem', d.subsystemVendorId ? `${d.subsystemVendorId}:${d.subsystemDeviceId}` : '-'],
-        ['revision', d.revision ?? '-'],
+        ['revision', revision ?? '-'],
         ['modalias', d.modalias ?? '-'],
         ['driver', d.driver ?? '(none)'],
         ['override', d.driverOverride ?? '(none)'],

@@ -24,7 +24,6 @@ export function deviceJson(d: PciDevice, names: PciNames) {
     physfn: d.physfn,
     numaNode: d.numaNode,
     iommuGroup: d.iommuGroup,
-    revision: d.revision,
     virtfns: [...d.virtfns],
     parent: d.parent,
     rootBus: d.rootBus,
