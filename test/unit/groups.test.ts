@@ -32,3 +32,25 @@ test('groups --json: viability, blockers and reason on a built tree', async (t) 
   assert.equal(doc.groups[3].reasonCode, 'root-bus-multifunction');
   assert.deepEqual(doc.groups[3].blockers, ['0000:00:1f.0']);
 });
+
+test('groups on a TTY: boxed table with colour; NO_COLOR keeps the box and drops the colour', async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, {
+    devices: [
+      { bdf: '0000:00:01.0', id: '1b36:000c', class: '060400', driver: 'pcieport', group: 1 },
+      { bdf: '0000:01:00.0', parent: '0000:00:01.0', id: '10de:2204', class: '030000', driver: 'vfio-pci', group: 2 },
+      { bdf: '0000:01:00.1', parent: '0000:00:01.0', id: '10de:1aef', class: '040300', driver: 'snd_hda_intel', group: 2 },
+    ],
+  });
+  const tty = await cli(['groups'], root, { isTTY: true, env: {} });
+  assert.equal(tty.code, 0, tty.stderr);
+  assert.match(tty.stdout, /┌/);
+  assert.match(tty.stdout, /\u001b\[31msnd_hda_intel/, 'the blocker is red');
+  assert.match(tty.stdout, /why shared: functions of one multifunction device/);
+  const plain = await cli(['groups'], root, { isTTY: true, env: { NO_COLOR: '1' } });
+  assert.match(plain.stdout, /┌/);
+  assert.doesNotMatch(plain.stdout, /\u001b\[/);
+  const piped = await cli(['groups'], root, { isTTY: false, env: {} });
+  assert.doesNotMatch(piped.stdout, /[┌│]/, 'pipes get plain columns');
+});

@@ -6,7 +6,7 @@ import { loadPciNames } from '../../sysfs/pciids.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { PROC_CMDLINE } from '../../sysfs/paths.js';
 import { openSession, type CliContext } from '../context.js';
-import { groupJson, renderGroups, viewGroup } from '../render/groups.js';
+import { groupJson, renderGroups, renderGroupsBoxed, viewGroup } from '../render/groups.js';
 
 interface GroupsOptions {
   group?: string;
@@ -24,7 +24,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
     .option('--not-viable', 'only groups that are not viable')
     .option('--vfio', 'only groups with a device bound to vfio-pci or a variant')
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
-    .action((opts: GroupsOptions, cmd: Command) => {
+    .action(async (opts: GroupsOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
       const host = scanHost(s.fs);
       let groups = host.groups;
@@ -64,6 +64,6 @@ export function registerGroups(program: Command, ctx: CliContext): void {
         s.print('No matching IOMMU groups.');
         return;
       }
-      s.print(renderGroups(host, views, names, s.chalk));
+      s.print(ctx.isTTY ? await renderGroupsBoxed(host, views, names, s.chalk) : renderGroups(host, views, names, s.chalk));
     });
 }

@@ -20,6 +20,7 @@ export function renderActions(actions: readonly ActionResult[], dryRun: boolean,
     : c.red(status);
   const lines = actions.map((a) => `${a.bdf}: ${a.from ?? '(none)'} -> ${a.to ?? '(kernel choice)'} (${paint(a.status)}${a.reason ? `: ${a.reason}` : ''})`);
   if (actions.length === 0) lines.push('nothing selected');
+  else if (dryRun && actions.some((a) => a.status === 'refused')) lines.push('dry run: nothing written; a real run would be refused');
   else if (dryRun) lines.push(changed ? 'dry run: nothing written; a real run would change the devices marked planned' : 'dry run: nothing to change');
   else if (!changed && actions.every((a) => a.status === 'unchanged')) lines.push('nothing to change');
   return lines.join('\n');
