@@ -52,6 +52,13 @@ async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Co
 
 /** Entry point used by bin/vfioctl. */
 export async function main(): Promise<void> {
+  // `vfioctl groups | head`: the reader went away; stop quietly as a SIGPIPE'd tool would.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   const { execaRunner } = await import('./runner.js');
   process.exitCode = await run(process.argv.slice(2), {
     stdout: process.stdout,
