@@ -116,15 +116,18 @@ export const TOPOLOGIES: readonly Topology[] = [
   },
   {
     name: 'sriov',
-    description: 'root port -> nvme PF with SR-IOV (2 VFs created at run time)',
+    description: 'root port -> nvme PF with SR-IOV (2 VFs created at run time), plus an e1000e on the root bus (sorts before the PF)',
     qemuArgs: [
       ...dev('pcie-root-port', 'id=rp1', 'bus=pcie.0', 'addr=0x2', 'chassis=1'),
       // QEMU requires an NVMe subsystem for SR-IOV.
       ...dev('nvme-subsys', 'id=subsys0'),
       ...dev('nvme', 'bus=rp1', 'serial=lab-sriov', 'subsys=subsys0', 'sriov_max_vfs=2', 'sriov_vq_flexible=4',
         'sriov_vi_flexible=2', 'max_ioqpairs=6', 'msix_qsize=4'),
+      // For apply's rollback scenario: a device that binds first (00:03.0 < 01:00.0).
+      ...dev('e1000e', 'bus=pcie.0', 'addr=0x3', 'romfile='),
     ],
-    roles: [{ name: 'nvme', ...NVME }],
+    // The PF stays first: the lab's VF set-up takes roles[0].
+    roles: [{ name: 'nvme', ...NVME }, { name: 'e1000e', ...E1000E }],
     sriovVfs: 2,
   },
 ];
