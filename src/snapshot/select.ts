@@ -19,8 +19,13 @@ export const ATTRS_IOMMU_UNIT = ['address', 'cap', 'ecap', 'version', 'features'
 
 /** Small procfs files (read whole): the command line, release, and what "in use" checks read. */
 export const PROC_FILES = [
-  '/proc/cmdline', '/proc/sys/kernel/osrelease', '/proc/mounts', '/proc/swaps', '/proc/net/route', '/proc/net/ipv6_route',
+  '/proc/cmdline', '/proc/sys/kernel/osrelease', '/proc/interrupts',
+  '/proc/mounts', '/proc/self/mountinfo', '/proc/swaps',
+  '/proc/net/route', '/proc/net/fib_trie', '/proc/net/if_inet6',
 ] as const;
+
+/** ACPI tables whose presence says the firmware describes an IOMMU (doctor); kept empty. */
+export const ACPI_IOMMU_TABLES = ['/sys/firmware/acpi/tables/DMAR', '/sys/firmware/acpi/tables/IVRS'] as const;
 
 /** Module parameters that change VFIO's behaviour (kernel.md §1.3, §8). */
 export const VFIO_MODULES = ['vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_type1', 'iommufd'] as const;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SnapshotWriter, type SnapshotStats } from './copy.js';
 import {
-  ATTRS_BLOCK, ATTRS_DEVICE, ATTRS_IOMMU_UNIT, ATTRS_NET, ATTRS_SLOT, DEVICE_LINK_PATTERNS, PROC_FILES, VFIO_MODULES,
+  ATTRS_BLOCK, ATTRS_DEVICE, ATTRS_IOMMU_UNIT, ATTRS_NET, ATTRS_SLOT, DEVICE_LINK_PATTERNS, PROC_FILES, ACPI_IOMMU_TABLES, VFIO_MODULES,
 } from './select.js';
 
 import { pciIdsSubset, type PresentId } from './pciids.js';
@@ -153,6 +153,8 @@ export function takeSnapshot(srcRoot: string, destDir: string, liveRelease: stri
   copyClassBlock(w);
   copyDevVfio(w);
   for (const p of PROC_FILES) w.textFile(p, (t) => t);
+  // Only their presence matters, and their contents are root-only firmware data.
+  for (const p of ACPI_IOMMU_TABLES) if (w.lstat(p)) w.placeholder(p);
   const release = releaseOf(w, liveRelease);
   if (release) {
     // A live root without the procfs file still gets one, so --root knows the release.
