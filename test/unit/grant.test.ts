@@ -88,6 +88,9 @@ test('grant --dry-run changes nothing and says what it would do', async (t) => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /would set \/dev\/vfio\/12: .* -> 1001:0 0600/);
   assert.equal(st(root, 'dev/vfio/12'), before);
+  const j = await cli(['grant', '01:00.1', '--user', 'bob', '--dry-run', '--json'], root);
+  assert.equal(j.json().changed, true, 'as bind --dry-run: a real run would change the host');
+  assert.equal(st(root, 'dev/vfio/12'), before);
 });
 
 test('grant refuses bad input with no change: unknown user, no vfio node, missing --user', async (t) => {

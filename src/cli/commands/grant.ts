@@ -110,7 +110,8 @@ export function registerGrant(program: Command, ctx: CliContext): void {
           r.verified = st !== undefined && st.uid === r.after.uid && st.gid === r.after.gid && st.mode === r.after.mode;
         }
       }
-      const changed = !opts.dryRun && results.some((r) => r.changed);
+      // As bind and apply: under --dry-run, whether a real run would change anything.
+      const changed = results.some((r) => r.changed);
 
       for (const w of warnings) s.warn(w);
       if (s.json) {

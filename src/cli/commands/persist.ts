@@ -71,7 +71,7 @@ export async function runPersist(s: Session, state: DesiredState | null, source:
   const report = diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content }));
   if (print) {
     for (const w of warnings) s.warn(w);
-    if (s.json) s.printJson({ changed: opts.dryRun ? false : changed, dryRun: opts.dryRun === true, remove: opts.remove === true, files: report });
+    if (s.json) s.printJson({ changed, dryRun: opts.dryRun === true, remove: opts.remove === true, files: report });
     else {
       const verb = (a: FileAction) => (opts.dryRun && a !== 'unchanged' && a !== 'absent' ? `would ${a}` : a);
       for (const d of diff) {

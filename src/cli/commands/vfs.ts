@@ -93,7 +93,8 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
   }
   host = scanHost(s.fs);
   const after = deviceOf(host, pfBdf);
-  const changed = !dryRun && (plan.steps.length > 0 || actions.some((a) => a.status === 'bound'));
+  // Under --dry-run: whether a real run would change anything (as bind and apply report it).
+  const changed = plan.steps.length > 0 || actions.some((a) => a.status === 'bound' || a.status === 'planned');
   const vfs = after.virtfns.map((b) => vfView(host, b));
   if (s.json) {
     s.printJson({ dryRun, changed, pf: pfBdf, totalVfs: pf.sriovTotalVfs, numVfsBefore: before, numVfs: dryRun ? count : after.sriovNumVfs, writes, vfs, actions: actions.map(actionJson) });
