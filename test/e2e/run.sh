@@ -12,5 +12,5 @@ bash "$HERE/build.sh"
 [ -f "$REPO/dist/test/e2e/host/lab.test.js" ] || { echo "run tsc first (npm run test:e2e does)" >&2; exit 1; }
 
 # The whole run is bounded too, in case something outside the VMs hangs.
-exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-900}" \
+exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-2700}" \
   node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js"
