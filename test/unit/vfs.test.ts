@@ -144,3 +144,16 @@ test('vfs refuses bad targets: no driver on the PF, a VF, a non-SR-IOV device, a
   assert.match(nodrv.stderr, /has no driver.*ENOENT/);
   assert.deepEqual(kernel.numvfsWrites, []);
 });
+
+test('vfs --bind: when a new VF cannot be bound, the VFs are removed again (count back to before)', async (t) => {
+  const { kernel, vfioctl, attr, driverOf } = lab(t);
+  kernel.failNext({ path: /drivers_probe$/, errno: 'EINVAL' });
+  const r = await vfioctl('vfs', PF, '--count', '2', '--bind', 'vfio-pci', '--json');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /could not be bound: .*put back to 0 VF\(s\)/);
+  assert.deepEqual(kernel.numvfsWrites, ['2', '0'], 'created, then removed');
+  assert.equal(attr(PF, 'sriov_numvfs'), '0');
+  assert.equal(attr(PF, 'sriov_drivers_autoprobe'), '1');
+  assert.equal(driverOf(PF), 'nvme');
+  assert.equal(r.json().numVfs, 0);
+});

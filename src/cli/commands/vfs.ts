@@ -80,10 +80,19 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
       if ((now.sriovNumVfs ?? 0) !== count || now.virtfns.length !== count) {
         throw new VfioctlError(ExitCode.FAILURE, `vfs ${pfBdf}`, `sriov_numvfs reads ${now.sriovNumVfs ?? '?'} with ${now.virtfns.length} VF links after writing ${count}`);
       }
-      if (bindTo !== undefined && count > 0) actions = await bindVfs(s, host, [...now.virtfns], bindTo);
+      if (bindTo !== undefined && count > 0) {
+        actions = await bindVfs(s, host, [...now.virtfns], bindTo);
+        const bad = actions.filter((a) => a.status === 'failed' || a.status === 'refused');
+        if (bad.length) {
+          const code = bad.every((a) => a.status === 'refused') ? ExitCode.REFUSED : ExitCode.FAILURE;
+          throw new VfioctlError(code, `vfs ${pfBdf}`, `${bad.length} new VF(s) could not be bound: ${bad.map((a) => `${a.bdf} (${a.reason})`).join('; ')}`);
+        }
+      }
     } catch (err) {
       if (!(err instanceof VfioctlError)) throw err;
-      failure = err;
+      // Nothing half-done: the PF goes back to the VF count it had.
+      const problem = restoreVfCount(s, pfBdf, before);
+      failure = new VfioctlError(err.code, err.what, `${err.why}; ${problem ?? `put back to ${before} VF(s)`}`, err.hint);
     } finally {
       // Autoprobe goes back on whatever happened, so later VFs behave as before.
       if (restoreAutoprobe) s.fs.write(`${devicePath(pfBdf)}/sriov_drivers_autoprobe`, '1');
@@ -105,8 +114,23 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
     if (actions.length) s.print(renderActions(actions, dryRun, changed, s.chalk));
   }
   if (failure) throw failure;
-  const bad = actions.filter((a) => a.status === 'failed' || a.status === 'refused');
-  if (bad.length) throw new VfioctlError(ExitCode.FAILURE, `vfs ${pfBdf}`, `the VFs were created but ${bad.length} could not be bound: ${bad.map((a) => `${a.bdf} (${a.reason})`).join('; ')}`);
+  const refusedInPlan = actions.filter((a) => a.status === 'refused');
+  if (refusedInPlan.length) throw new VfioctlError(ExitCode.REFUSED, `vfs ${pfBdf}`, `binding would be refused: ${refusedInPlan.map((a) => `${a.bdf} (${a.reason})`).join('; ')}`);
+}
+
+/** Put sriov_numvfs back after a failure part-way; returns what could not be restored, or null. */
+function restoreVfCount(s: Session, pf: Bdf, before: number): string | null {
+  const numvfs = `${devicePath(pf)}/sriov_numvfs`;
+  const read = () => Number.parseInt(s.fs.read(numvfs) ?? '', 10);
+  try {
+    if (read() === before) return null;
+    if (read() !== 0) s.fs.write(numvfs, '0'); // non-zero to non-zero is EBUSY
+    if (before > 0) s.fs.write(numvfs, String(before));
+  } catch (err) {
+    return `could not put the VF count back to ${before}: ${err instanceof VfioctlError ? err.why : String(err)}`;
+  }
+  const now = read();
+  return now === before ? null : `sriov_numvfs reads ${now} instead of ${before} after restoring`;
 }
 
 function vfBindPlan(s: Session, host: Host, vfs: Bdf[], bindTo: string) {
