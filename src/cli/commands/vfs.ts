@@ -74,7 +74,11 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
   if (!dryRun) {
     const restoreAutoprobe = plan.steps.some((st) => st.op === 'autoprobe');
     try {
-      for (const st of plan.steps.filter((x) => !(x.op === 'autoprobe' && x.value === 1))) s.fs.write(stepPath(pfBdf, st), String(st.value));
+      for (const st of plan.steps.filter((x) => !(x.op === 'autoprobe' && x.value === 1))) {
+        s.fs.write(stepPath(pfBdf, st), String(st.value));
+        // sriov_numvfs is checked below with the VF links; autoprobe is checked here.
+        if (st.op === 'autoprobe') expectAttr(s, stepPath(pfBdf, st), String(st.value));
+      }
       host = scanHost(s.fs);
       const now = deviceOf(host, pfBdf);
       if ((now.sriovNumVfs ?? 0) !== count || now.virtfns.length !== count) {
@@ -95,7 +99,12 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
       failure = new VfioctlError(err.code, err.what, `${err.why}; ${problem ?? `put back to ${before} VF(s)`}`, err.hint);
     } finally {
       // Autoprobe goes back on whatever happened, so later VFs behave as before.
-      if (restoreAutoprobe) s.fs.write(`${devicePath(pfBdf)}/sriov_drivers_autoprobe`, '1');
+      if (restoreAutoprobe) {
+        s.fs.write(`${devicePath(pfBdf)}/sriov_drivers_autoprobe`, '1');
+        if (s.fs.read(`${devicePath(pfBdf)}/sriov_drivers_autoprobe`)?.trim() !== '1') {
+          s.warn(`${pfBdf}: sriov_drivers_autoprobe does not read 1 after restoring it; new VFs will not probe host drivers`);
+        }
+      }
     }
   } else if (bindTo !== undefined && count > 0 && count === before) {
     actions = reportPlan(vfBindPlan(s, host, [...pf.virtfns], bindTo), true);
@@ -116,6 +125,12 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
   if (failure) throw failure;
   const refusedInPlan = actions.filter((a) => a.status === 'refused');
   if (refusedInPlan.length) throw new VfioctlError(ExitCode.REFUSED, `vfs ${pfBdf}`, `binding would be refused: ${refusedInPlan.map((a) => `${a.bdf} (${a.reason})`).join('; ')}`);
+}
+
+/** Read an attribute back after writing it: the kernel accepts some writes that change nothing. */
+function expectAttr(s: Session, path: string, want: string): void {
+  const now = s.fs.read(path)?.trim();
+  if (now !== want) throw new VfioctlError(ExitCode.FAILURE, `${path}`, `reads "${now ?? '(unreadable)'}" after writing "${want}"`);
 }
 
 /** Put sriov_numvfs back after a failure part-way; returns what could not be restored, or null. */
