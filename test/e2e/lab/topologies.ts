@@ -130,6 +130,25 @@ export const TOPOLOGIES: readonly Topology[] = [
     roles: [{ name: 'nvme', ...NVME }, { name: 'e1000e', ...E1000E }],
     sriovVfs: 2,
   },
+  {
+    name: 'pciehp',
+    description: 'root ports with native PCIe hotplug (pciehp, ACPI bridge hotplug off): e1000e alone behind one, nvme PF with SR-IOV behind another (8 VFs: 02:00.1-.7 in the slot at device 0, 02:01.0 outside it)',
+    qemuArgs: [
+      // With ACPI bridge hotplug on (q35's default) acpiphp owns the root ports' slots, and
+      // acpiphp cannot reset a slot; off, the kernel's native pciehp takes them (kernel.md §11 (j)).
+      '-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off',
+      // Distinct physical slot numbers, so the slots get distinct names.
+      ...dev('pcie-root-port', 'id=rp1', 'bus=pcie.0', 'addr=0x2', 'chassis=1', 'slot=1'),
+      ...dev('pcie-root-port', 'id=rp2', 'bus=pcie.0', 'addr=0x3', 'chassis=2', 'slot=2'),
+      ...dev('e1000e', 'bus=rp1', 'romfile='),
+      ...dev('nvme-subsys', 'id=subsys0'),
+      ...dev('nvme', 'bus=rp2', 'serial=lab-hp', 'subsys=subsys0', 'sriov_max_vfs=8', 'sriov_vq_flexible=16',
+        'sriov_vi_flexible=8', 'max_ioqpairs=18', 'msix_qsize=10'),
+    ],
+    // The PF stays first: the lab's VF set-up takes roles[0].
+    roles: [{ name: 'nvme', ...NVME }, { name: 'e1000e', ...E1000E }],
+    sriovVfs: 8,
+  },
 ];
 
 export function topology(name: string): Topology {
