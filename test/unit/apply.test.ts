@@ -2,33 +2,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildTree, tempRoot, type TreeSpec } from '../helpers/tree.js';
-import { cli } from '../helpers/cli.js';
-import { FakeKernel } from '../helpers/fake-kernel.js';
+import type { TreeSpec } from '../helpers/tree.js';
 import { labSpec } from '../helpers/lab-tree.js';
+import { FAKE_LAB_ENV, fakeLab } from '../helpers/fake-lab.js';
 import { run } from '../../src/cli/main.js';
 import { recordingRunner } from '../helpers/cli.js';
 import { parseDesiredState } from '../../src/provision/desired-state.js';
 import { VfioctlError } from '../../src/errors.js';
 
-const ENV = { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' };
+const ENV = FAKE_LAB_ENV;
 
 function lab(t: { after: (f: () => void) => void }, spec: TreeSpec = labSpec()) {
-  const { root, cleanup } = tempRoot();
-  t.after(cleanup);
-  buildTree(root, spec);
-  const kernel = new FakeKernel(root, spec);
-  const vfioctl = (...argv: string[]) => cli(argv, root, { makeFs: () => kernel, env: ENV });
-  const driverOf = (bdf: string) => {
-    const link = path.join(root, 'sys/bus/pci/devices', bdf, 'driver');
-    return fs.existsSync(link) ? path.basename(fs.readlinkSync(link)) : null;
-  };
+  const { root, kernel, run, at } = fakeLab(t, spec);
   const file = (doc: unknown) => {
     const p = path.join(root, `state-${Math.random().toString(16).slice(2)}.json`);
     fs.writeFileSync(p, typeof doc === 'string' ? doc : JSON.stringify(doc, null, 2));
     return p;
   };
-  return { root, kernel, vfioctl, driverOf, file };
+  return { root, kernel, vfioctl: run, driverOf: (bdf: string) => at(bdf).driver, file };
 }
 
 const DESIRED = {

@@ -2,34 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildTree, tempRoot, type TreeSpec } from '../helpers/tree.js';
-import { cli, recordingRunner } from '../helpers/cli.js';
+import { buildTree, tempRoot } from '../helpers/tree.js';
+import { recordingRunner } from '../helpers/cli.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { labSpec } from '../helpers/lab-tree.js';
+import { fakeLab } from '../helpers/fake-lab.js';
 import { Binder } from '../../src/apply/binder.js';
 import { planBind } from '../../src/plan/bind-plan.js';
 import { scanHost } from '../../src/sysfs/scan.js';
 
-const ENV = { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' };
-
-function lab(t: { after: (f: () => void) => void }, spec: TreeSpec = labSpec(), opts = {}) {
-  const { root, cleanup } = tempRoot();
-  t.after(cleanup);
-  buildTree(root, spec);
-  const kernel = new FakeKernel(root, spec, opts);
-  const run = (...argv: string[]) => cli(argv, root, { makeFs: () => kernel, env: ENV });
-  const at = (bdf: string) => {
-    const dir = fs.realpathSync(path.join(root, 'sys/bus/pci/devices', bdf));
-    const driver = fs.existsSync(path.join(dir, 'driver')) ? path.basename(fs.readlinkSync(path.join(dir, 'driver'))) : null;
-    const override = fs.readFileSync(path.join(dir, 'driver_override'), 'latin1').trim();
-    return { driver, override, vfioDev: fs.existsSync(path.join(dir, 'vfio-dev')) };
-  };
-  const record = (bdf: string) => {
-    const p = path.join(root, 'run/vfioctl/devices', `${bdf}.json`);
-    return fs.existsSync(p) ? JSON.parse(fs.readFileSync(p, 'utf8')) : undefined;
-  };
-  return { root, kernel, run, at, record };
-}
+const lab = fakeLab;
 
 test('bind to vfio-pci: JSON contract, kernel sequence (golden write log), state record, /dev/vfio node', async (t) => {
   const { root, kernel, run, at, record } = lab(t);

@@ -2,26 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildTree, tempRoot, type TreeSpec } from '../helpers/tree.js';
-import { cli } from '../helpers/cli.js';
-import { FakeKernel } from '../helpers/fake-kernel.js';
 import { labSpec } from '../helpers/lab-tree.js';
+import { fakeLab } from '../helpers/fake-lab.js';
 
-const ENV = { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' };
-
-function lab(t: { after: (f: () => void) => void }, spec: TreeSpec = labSpec()) {
-  const { root, cleanup } = tempRoot();
-  t.after(cleanup);
-  buildTree(root, spec);
-  const kernel = new FakeKernel(root, spec);
-  const run = (...argv: string[]) => cli(argv, root, { makeFs: () => kernel, env: ENV });
-  const at = (bdf: string) => {
-    const dir = fs.realpathSync(path.join(root, 'sys/bus/pci/devices', bdf));
-    const driver = fs.existsSync(path.join(dir, 'driver')) ? path.basename(fs.readlinkSync(path.join(dir, 'driver'))) : null;
-    return { driver, override: fs.readFileSync(path.join(dir, 'driver_override'), 'latin1').trim() };
-  };
-  return { root, kernel, run, at };
-}
+const lab = fakeLab;
 
 test('bind then unbind: back to the recorded host driver, override cleared, record and /dev/vfio node gone', async (t) => {
   const { root, kernel, run, at } = lab(t);
@@ -38,7 +22,7 @@ test('bind then unbind: back to the recorded host driver, override cleared, reco
     '/sys/bus/pci/drivers/vfio-pci/unbind <- "0000:01:00.0": OK',
     '/sys/bus/pci/drivers/e1000e/bind <- "0000:01:00.0": OK',
   ]);
-  assert.deepEqual(at('0000:01:00.0'), { driver: 'e1000e', override: '(null)' });
+  assert.deepEqual(at('0000:01:00.0'), { driver: 'e1000e', override: '(null)', vfioDev: false });
   assert.ok(!fs.existsSync(path.join(root, 'run/vfioctl/devices/0000:01:00.0.json')));
   assert.ok(!fs.existsSync(path.join(root, 'dev/vfio/2')));
   const again = await run('unbind', '01:00.0', '--json');
@@ -102,8 +86,8 @@ test('unbind failure: the host driver refuses the device, it goes back to vfio-p
   const s = r.json().actions.map((a: any) => a.status);
   assert.deepEqual(s, ['failed', 'unchanged']);
   // The failing device: restore put it back on vfio-pci with its override.
-  assert.deepEqual(at('0000:03:01.0'), { driver: 'vfio-pci', override: 'vfio-pci' });
-  assert.deepEqual(at('0000:03:02.0'), { driver: 'vfio-pci', override: 'vfio-pci' });
+  assert.deepEqual(at('0000:03:01.0'), { driver: 'vfio-pci', override: 'vfio-pci', vfioDev: true });
+  assert.deepEqual(at('0000:03:02.0'), { driver: 'vfio-pci', override: 'vfio-pci', vfioDev: true });
   // The record survives, so a later unbind still knows the host driver.
   const later = await run('unbind', 'group:4', '--json');
   assert.equal(later.code, 0, later.stderr);
@@ -118,6 +102,6 @@ test('unbind: a second device failing rolls the first back to vfio', async (t) =
   const r = await run('unbind', '03:01.0', '03:02.0', '--json');
   assert.equal(r.code, 1);
   assert.deepEqual(r.json().actions.map((a: any) => a.status), ['rolled-back', 'failed']);
-  assert.deepEqual(at('0000:03:01.0'), { driver: 'vfio-pci', override: 'vfio-pci' });
-  assert.deepEqual(at('0000:03:02.0'), { driver: 'vfio-pci', override: 'vfio-pci' });
+  assert.deepEqual(at('0000:03:01.0'), { driver: 'vfio-pci', override: 'vfio-pci', vfioDev: true });
+  assert.deepEqual(at('0000:03:02.0'), { driver: 'vfio-pci', override: 'vfio-pci', vfioDev: true });
 });
