@@ -21,8 +21,6 @@ export interface BinderDeps {
   readonly runner: Runner;
   /** modprobe may run (only against the live kernel, never under another --root). */
   readonly allowModprobe: boolean;
-  /** Called before each sysfs write (for --verbose). */
-  readonly onWrite?: (path: string, value: string) => void;
 }
 
 export interface ActionResult {
@@ -66,8 +64,8 @@ interface Snapshot {
 export class Binder {
   constructor(private readonly deps: BinderDeps) {}
 
+  // --verbose echoes writes in FsRoot.write, so every command's writes show the same way.
   private write(path: string, value: string): void {
-    this.deps.onWrite?.(path, value);
     this.deps.fs.write(path, value);
   }
 

@@ -57,7 +57,7 @@ export function openSession(ctx: CliContext, cmd: Command): Session {
   const fs = ctx.makeFs ? ctx.makeFs(root) : new FsRoot(root);
   const chalk = makeChalk(json ? 0 : resolveColorLevel(ctx.env, ctx.isTTY, opts.color));
   const errChalk = makeChalk(resolveColorLevel(ctx.env, ctx.isTTY, opts.color));
-  if (opts.verbose) fs.onWrite = (p, v) => void ctx.stderr.write(`write ${p} <- ${JSON.stringify(v)}\n`);
+  fs.onWrite = opts.verbose ? (p, v) => void ctx.stderr.write(`write ${p} <- ${JSON.stringify(v)}\n`) : undefined;
   return {
     ctx,
     fs,

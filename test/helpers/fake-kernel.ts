@@ -198,6 +198,7 @@ export class FakeKernel extends FsRoot {
 
   override write(p: string, value: string): void {
     this.writes.push({ path: p, value });
+    this.onWrite?.(p, value); // as FsRoot.write does, so --verbose shows the fake's writes too
     const entry = `${p} <- ${JSON.stringify(value)}`;
     const atIndex = this.failAtIndex.get(this.writes.length - 1);
     if (atIndex) {

@@ -48,6 +48,20 @@ test('human output: one line per device', async (t) => {
   assert.match(r.stderr, /warning: 0000:01:00.0: interface eth0 is up/);
 });
 
+test('--verbose echoes each sysfs write once, in order, and a plain run echoes none', async (t) => {
+  const { run } = lab(t);
+  const r = await run('--verbose', 'bind', '01:00.0', '--variant', 'vfio-pci');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stderr.split('\n').filter((l) => l.startsWith('write ')), [
+    'write /sys/bus/pci/devices/0000:01:00.0/driver_override <- "vfio-pci\\n"',
+    'write /sys/bus/pci/drivers/e1000e/unbind <- "0000:01:00.0"',
+    'write /sys/bus/pci/drivers_probe <- "0000:01:00.0"',
+  ]);
+  const back = await run('unbind', '01:00.0');
+  assert.equal(back.code, 0, back.stderr);
+  assert.doesNotMatch(back.stderr, /^write /m);
+});
+
 test('--variant auto picks the most specific variant and binds it', async (t) => {
   const { run, at } = lab(t);
   const r = await run('bind', '8086:10d3', '--json');

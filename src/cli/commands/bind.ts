@@ -115,7 +115,6 @@ export function makeBinder(s: Session): Binder {
     fs: s.fs,
     runner: s.ctx.runner,
     allowModprobe: s.fs.root === '/',
-    onWrite: s.verbose ? (p, v) => void s.ctx.stderr.write(`write ${JSON.stringify(v.replace(/\n$/, ''))} > ${p}\n`) : undefined,
   });
 }
 
