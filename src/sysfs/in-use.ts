@@ -26,11 +26,6 @@ const IFF_UP = 0x1;
 /** if_inet6 scope of link-local addresses: every up IPv6 interface has one, so it says nothing. */
 const SCOPE_LINK = 0x20;
 
-/** Class devices (net, block) whose real path lies below the PCI function's directory. */
-function classDevicesBelow(fs: FsRoot, classDir: string, deviceDir: string): string[] {
-  return fs.list(classDir).filter((name) => fs.realpath(`${classDir}/${name}`)?.startsWith(deviceDir + '/'));
-}
-
 function lines(fs: FsRoot, path: string): string[] {
   return (fs.readText(path) ?? '').split('\n').filter((l) => l.trim() !== '');
 }
@@ -43,8 +38,20 @@ const leHex = (h: string) => {
 const ipv4 = (s: string) => s.split('.').reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
 
 interface Route { iface: string; dest: number; mask: number }
+interface Mount { dev: string | undefined; point: string | undefined; source: string | undefined }
 
-function routes(fs: FsRoot): Route[] {
+/** Read once on first use, then shared by every device asked about. */
+function lazy<T>(read: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: read() }).v;
+}
+
+/** Class devices (net, block, graphics) with their real paths. */
+function classDevices(fs: FsRoot, classDir: string): { name: string; real: string | undefined }[] {
+  return fs.list(classDir).map((name) => ({ name, real: fs.realpath(`${classDir}/${name}`) }));
+}
+
+function readRoutes(fs: FsRoot): Route[] {
   return lines(fs, ROUTE).slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8)
     .map((f) => ({ iface: f[0]!, dest: leHex(f[1]!), mask: leHex(f[7]!) }));
 }
@@ -53,7 +60,7 @@ function routes(fs: FsRoot): Route[] {
  * Local IPv4 addresses from the fib_trie's local table (`|-- A` followed by `/32 host LOCAL`).
  * The trie does not name interfaces, so they are attributed through the connected routes.
  */
-function localIpv4(fs: FsRoot): string[] {
+function readLocalIpv4(fs: FsRoot): string[] {
   const out = new Set<string>();
   let last: string | undefined;
   for (const l of lines(fs, FIB_TRIE)) {
@@ -64,6 +71,31 @@ function localIpv4(fs: FsRoot): string[] {
   return [...out];
 }
 
+function readMounts(fs: FsRoot): Mount[] {
+  // mountinfo: "id parent MAJ:MIN root mountpoint opts … - fstype source superopts"
+  const mounts = lines(fs, MOUNTINFO).map((l) => {
+    const f = l.split(' ');
+    const dash = f.indexOf('-');
+    return { dev: f[2], point: f[4], source: dash > 0 ? f[dash + 2] : undefined };
+  });
+  if (mounts.length > 0) return mounts;
+  return lines(fs, MOUNTS).map((l) => { const f = l.split(' '); return { dev: undefined, point: f[1], source: f[0] }; });
+}
+
+/** Open files of every process: link target → `pid N (comm)` holders. */
+function readOpenFiles(fs: FsRoot): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const pid of fs.list('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fdDir = `/proc/${pid}/fd`;
+    const targets = new Set(fs.list(fdDir).map((fd) => fs.readLink(`${fdDir}/${fd}`)).filter((t): t is string => t !== undefined && t.startsWith(DEV_VFIO + '/')));
+    if (targets.size === 0) continue;
+    const comm = fs.read(`/proc/${pid}/comm`)?.trim() ?? '?';
+    for (const t of targets) (out.get(t) ?? out.set(t, []).get(t)!).push(`pid ${pid} (${comm})`);
+  }
+  return out;
+}
+
 function ifaceUp(fs: FsRoot, iface: string): boolean {
   const flags = fs.read(`${CLASS_NET}/${iface}/flags`);
   if (flags !== undefined && /^0x[0-9a-f]+$/i.test(flags.trim())) return (parseInt(flags, 16) & IFF_UP) !== 0;
@@ -71,88 +103,82 @@ function ifaceUp(fs: FsRoot, iface: string): boolean {
   return state !== undefined && state !== 'down' && state !== 'notpresent' && state !== 'lowerlayerdown';
 }
 
-function netUses(fs: FsRoot, ifaces: string[]): HostUse[] {
-  if (ifaces.length === 0) return [];
-  const out: HostUse[] = [];
-  const table = routes(fs);
-  const v4 = localIpv4(fs);
-  const v6 = lines(fs, IF_INET6).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 6);
-  for (const iface of ifaces) {
-    const up = ifaceUp(fs, iface);
-    const mine = table.filter((r) => r.iface === iface);
-    const addrs = [
-      ...v4.filter((a) => mine.some((r) => r.mask !== 0 && ((ipv4(a) & r.mask) >>> 0) === r.dest)),
-      ...v6.filter((f) => f[5] === iface && (parseInt(f[3]!, 16) & SCOPE_LINK) === 0).map((f) => f[0]!.replace(/(.{4})(?!$)/g, '$1:')),
-    ];
-    if (up && addrs.length > 0) out.push({ code: 'net-address', detail: `interface ${iface} is up with address ${addrs.join(', ')}` });
-    else if (up) out.push({ code: 'net-up', detail: `interface ${iface} is up` });
-    if (mine.length > 0) out.push({ code: 'net-route', detail: `interface ${iface} is in the routing table (${mine.length} route${mine.length === 1 ? '' : 's'})` });
-  }
-  return out;
-}
+/**
+ * A checker for many devices: the host-wide tables (routes, addresses, mounts, swaps, class
+ * devices, every process's open /dev/vfio files) are read once, on first need, not per device.
+ * Make a new one per command run: it does not see changes made after it read them.
+ */
+export function hostUseChecker(fs: FsRoot, host: Host): (bdf: Bdf) => HostUse[] {
+  const net = lazy(() => classDevices(fs, CLASS_NET));
+  const block = lazy(() => classDevices(fs, CLASS_BLOCK));
+  const graphics = lazy(() => classDevices(fs, CLASS_GRAPHICS).filter((g) => /^fb\d+$/.test(g.name)));
+  const routes = lazy(() => readRoutes(fs));
+  const v4 = lazy(() => readLocalIpv4(fs));
+  const v6 = lazy(() => lines(fs, IF_INET6).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 6));
+  const mounts = lazy(() => readMounts(fs));
+  const swaps = lazy(() => lines(fs, SWAPS).slice(1).map((l) => l.split(/\s+/)[0]!));
+  const openFiles = lazy(() => readOpenFiles(fs));
+  const below = (list: { name: string; real: string | undefined }[], dir: string) => list.filter((c) => c.real?.startsWith(dir + '/')).map((c) => c.name);
 
-function blockUses(fs: FsRoot, names: string[]): HostUse[] {
-  if (names.length === 0) return [];
-  const out: HostUse[] = [];
-  // mountinfo: "id parent MAJ:MIN root mountpoint opts … - fstype source superopts"
-  const mounts = lines(fs, MOUNTINFO).map((l) => {
-    const f = l.split(' ');
-    const dash = f.indexOf('-');
-    return { dev: f[2], point: f[4], source: dash > 0 ? f[dash + 2] : undefined };
-  });
-  const fallback = mounts.length > 0 ? [] : lines(fs, MOUNTS).map((l) => { const f = l.split(' '); return { dev: undefined, point: f[1], source: f[0] }; });
-  const swaps = lines(fs, SWAPS).slice(1).map((l) => l.split(/\s+/)[0]!);
-  for (const name of names) {
-    const dev = fs.read(`${CLASS_BLOCK}/${name}/dev`)?.trim();
-    const hits = [...mounts, ...fallback].filter((m) => (dev !== undefined && m.dev === dev) || m.source === `/dev/${name}`);
-    for (const m of hits) out.push({ code: 'mounted', detail: `${name} is mounted on ${m.point ?? '?'}` });
-    if (swaps.includes(`/dev/${name}`)) out.push({ code: 'swap', detail: `${name} is in use as swap` });
-    const holders = fs.list(`${CLASS_BLOCK}/${name}/holders`);
-    if (holders.length > 0) out.push({ code: 'holders', detail: `${name} is held by ${holders.join(', ')} (device-mapper, md or LVM)` });
-  }
-  return out;
-}
+  const netUses = (ifaces: string[]): HostUse[] => {
+    const out: HostUse[] = [];
+    for (const iface of ifaces) {
+      const up = ifaceUp(fs, iface);
+      const mine = routes().filter((r) => r.iface === iface);
+      const addrs = [
+        ...v4().filter((a) => mine.some((r) => r.mask !== 0 && ((ipv4(a) & r.mask) >>> 0) === r.dest)),
+        ...v6().filter((f) => f[5] === iface && (parseInt(f[3]!, 16) & SCOPE_LINK) === 0).map((f) => f[0]!.replace(/(.{4})(?!$)/g, '$1:')),
+      ];
+      if (up && addrs.length > 0) out.push({ code: 'net-address', detail: `interface ${iface} is up with address ${addrs.join(', ')}` });
+      else if (up) out.push({ code: 'net-up', detail: `interface ${iface} is up` });
+      if (mine.length > 0) out.push({ code: 'net-route', detail: `interface ${iface} is in the routing table (${mine.length} route${mine.length === 1 ? '' : 's'})` });
+    }
+    return out;
+  };
 
-/** Processes holding a VFIO group or device node open: `pid (comm)`. */
-function vfioHolders(fs: FsRoot, nodes: string[]): string[] {
-  const out: string[] = [];
-  for (const pid of fs.list('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const fdDir = `/proc/${pid}/fd`;
-    const held = fs.list(fdDir).map((fd) => fs.readLink(`${fdDir}/${fd}`)).filter((t): t is string => t !== undefined && nodes.includes(t));
-    if (held.length === 0) continue;
-    const comm = fs.read(`/proc/${pid}/comm`)?.trim() ?? '?';
-    out.push(`pid ${pid} (${comm}) holds ${[...new Set(held)].join(', ')}`);
-  }
-  return out;
-}
+  const blockUses = (names: string[]): HostUse[] => {
+    const out: HostUse[] = [];
+    for (const name of names) {
+      const dev = fs.read(`${CLASS_BLOCK}/${name}/dev`)?.trim();
+      const hits = mounts().filter((m) => (dev !== undefined && m.dev === dev) || m.source === `/dev/${name}`);
+      for (const m of hits) out.push({ code: 'mounted', detail: `${name} is mounted on ${m.point ?? '?'}` });
+      if (swaps().includes(`/dev/${name}`)) out.push({ code: 'swap', detail: `${name} is in use as swap` });
+      const holders = fs.list(`${CLASS_BLOCK}/${name}/holders`);
+      if (holders.length > 0) out.push({ code: 'holders', detail: `${name} is held by ${holders.join(', ')} (device-mapper, md or LVM)` });
+    }
+    return out;
+  };
 
-function vfioUses(fs: FsRoot, host: Host, bdf: Bdf, dir: string): HostUse[] {
-  const d = deviceOf(host, bdf);
-  if (!isVfioBound(d)) return [];
-  const out: HostUse[] = [];
-  // vfio-pci enables the device only while a user holds its device fd (kernel.md §11 (i)).
-  const enable = Number.parseInt(fs.read(`${dir}/enable`) ?? '0', 10);
-  if (enable > 0) out.push({ code: 'vfio-open', detail: `a VFIO user has the device open (enable=${enable})` });
-  const nodes: string[] = [];
-  if (d.iommuGroup !== null) nodes.push(`${DEV_VFIO}/${d.iommuGroup}`, `${DEV_VFIO}/noiommu-${d.iommuGroup}`);
-  if (d.vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${d.vfioDev}`);
-  for (const who of vfioHolders(fs, nodes)) out.push({ code: 'vfio-open', detail: who });
-  return out;
+  const vfioUses = (bdf: Bdf, dir: string): HostUse[] => {
+    const d = deviceOf(host, bdf);
+    if (!isVfioBound(d)) return [];
+    const out: HostUse[] = [];
+    // vfio-pci enables the device only while a user holds its device fd (kernel.md §11 (i)).
+    const enable = Number.parseInt(fs.read(`${dir}/enable`) ?? '0', 10);
+    if (enable > 0) out.push({ code: 'vfio-open', detail: `a VFIO user has the device open (enable=${enable})` });
+    const nodes: string[] = [];
+    if (d.iommuGroup !== null) nodes.push(`${DEV_VFIO}/${d.iommuGroup}`, `${DEV_VFIO}/noiommu-${d.iommuGroup}`);
+    if (d.vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${d.vfioDev}`);
+    const holders = new Map<string, string[]>();
+    for (const node of nodes) for (const who of openFiles().get(node) ?? []) (holders.get(who) ?? holders.set(who, []).get(who)!).push(node);
+    for (const [who, held] of holders) out.push({ code: 'vfio-open', detail: `${who} holds ${held.join(', ')}` });
+    return out;
+  };
+
+  return (bdf) => {
+    const dir = fs.realpath(devicePath(bdf)) ?? devicePath(bdf);
+    const d = deviceOf(host, bdf);
+    const out: HostUse[] = [...netUses(below(net(), dir)), ...blockUses(below(block(), dir))];
+    if (d.bootVga) out.push({ code: 'boot-vga', detail: 'boot VGA device (boot_vga=1)' });
+    for (const fb of graphics()) {
+      if (fs.realpath(`${CLASS_GRAPHICS}/${fb.name}/device`) === dir) out.push({ code: 'console-fb', detail: `drives framebuffer ${fb.name} (console)` });
+    }
+    out.push(...vfioUses(bdf, dir));
+    return out;
+  };
 }
 
 /** Every reason not to take this device's driver away, empty when none is found. */
 export function hostUse(fs: FsRoot, host: Host, bdf: Bdf): HostUse[] {
-  const dir = fs.realpath(devicePath(bdf)) ?? devicePath(bdf);
-  const d = deviceOf(host, bdf);
-  const out: HostUse[] = [
-    ...netUses(fs, classDevicesBelow(fs, CLASS_NET, dir)),
-    ...blockUses(fs, classDevicesBelow(fs, CLASS_BLOCK, dir)),
-  ];
-  if (d.bootVga) out.push({ code: 'boot-vga', detail: 'boot VGA device (boot_vga=1)' });
-  for (const fb of fs.list(CLASS_GRAPHICS).filter((n) => /^fb\d+$/.test(n))) {
-    if (fs.realpath(`${CLASS_GRAPHICS}/${fb}/device`) === dir) out.push({ code: 'console-fb', detail: `drives framebuffer ${fb} (console)` });
-  }
-  out.push(...vfioUses(fs, host, bdf, dir));
-  return out;
+  return hostUseChecker(fs, host)(bdf);
 }

@@ -7,7 +7,7 @@ import { planBind, planUnbind, type DriverChoice, type Plan, type PlannedAction 
 import { formatDesiredState, parseDesiredState } from '../../provision/desired-state.js';
 import { readDesiredInput } from '../../provision/read-input.js';
 import { resolveTargets } from '../../provision/resolve.js';
-import { hostUse, type HostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
 import { readVfioAliases } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { openSession, type CliContext } from '../context.js';
@@ -72,8 +72,8 @@ export function registerApply(program: Command, ctx: CliContext): void {
           for (const [b, c] of chooseDrivers(s.fs, host, aliases, variant, bdfs, [])) choices.set(b, c);
         }
         const peers = [...new Set(targets.map((t) => deviceOf(host, t.bdf).iommuGroup))].flatMap((g) => (g === null ? [] : groupOf(host, g)?.devices ?? []));
-        const uses = new Map<Bdf, HostUse[]>();
-        for (const b of new Set([...targets.map((t) => t.bdf), ...peers])) uses.set(b, hostUse(s.fs, host, b));
+        const check = hostUseChecker(s.fs, host);
+        const uses = new Map<Bdf, HostUse[]>([...new Set([...targets.map((t) => t.bdf), ...peers])].map((b) => [b, check(b)]));
         const records = new Map<Bdf, { driver: string | null; module: string | null }>();
         for (const b of toHost) {
           const rec = readRecord(s.fs, b);

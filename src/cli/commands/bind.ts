@@ -10,7 +10,7 @@ import type { ActionStatus, DriverChoice, Plan } from '../../plan/bind-plan.js';
 import { planBind } from '../../plan/bind-plan.js';
 import { CATCH_ALL_MODULE, isVariantModule, moduleMatches, rankWithFallback, type VfioAlias } from '../../plan/variant.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
-import { hostUse, type HostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
 import { driverOfModule, driverRegistered, moduleOfDriver, readVfioAliases, resolveDriverName } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
@@ -171,8 +171,8 @@ export function registerBind(program: Command, ctx: CliContext): void {
         const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
         const peers = [...new Set(selected.map((b) => deviceOf(host, b).iommuGroup))]
           .flatMap((g) => (g === null ? [] : groupOf(host, g)?.devices ?? []));
-        const uses = new Map<Bdf, HostUse[]>();
-        for (const b of new Set([...selected, ...peers])) uses.set(b, hostUse(s.fs, host, b));
+        const check = hostUseChecker(s.fs, host);
+        const uses = new Map<Bdf, HostUse[]>([...new Set([...selected, ...peers])].map((b) => [b, check(b)]));
         const plan = planBind({
           host,
           selected,

@@ -3,7 +3,7 @@ import type { Bdf } from '../../model/address.js';
 import { planResets, type InUsePredicate } from '../../plan/reset-plan.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import type { Host } from '../../model/types.js';
-import { hostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker } from '../../sysfs/in-use.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { readSlots } from '../../sysfs/slots.js';
@@ -12,10 +12,11 @@ import { renderResetPlans, resetPlansJson } from '../render/reset-plan.js';
 
 /** The same in-use checks as `bind`, asked once per affected device. */
 function inUseFrom(fs: FsRoot, host: Host): InUsePredicate {
+  const check = hostUseChecker(fs, host);
   const cache = new Map<Bdf, string[]>();
   return (bdf) => {
     let v = cache.get(bdf);
-    if (!v) cache.set(bdf, (v = hostUse(fs, host, bdf).map((u) => u.detail)));
+    if (!v) cache.set(bdf, (v = check(bdf).map((u) => u.detail)));
     return v;
   };
 }

@@ -3,7 +3,7 @@ import { readRecord } from '../../apply/state.js';
 import { notFound } from '../../errors.js';
 import type { Bdf } from '../../model/address.js';
 import { planUnbind } from '../../plan/bind-plan.js';
-import { hostUse, type HostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
 import { readVfioAliases, resolveDriverName } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { openSession, type CliContext } from '../context.js';
@@ -41,10 +41,11 @@ export function registerUnbind(program: Command, ctx: CliContext): void {
         }
         const records = new Map<Bdf, { driver: string | null; module: string | null }>();
         const uses = new Map<Bdf, HostUse[]>();
+        const check = hostUseChecker(s.fs, host);
         for (const b of selected) {
           const rec = readRecord(s.fs, b);
           if (rec) records.set(b, rec);
-          uses.set(b, hostUse(s.fs, host, b));
+          uses.set(b, check(b));
         }
         const plan = planUnbind({ host, selected, force: opts.force === true, to, records, uses, vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases) });
         await runPlan(s, plan, dryRun, 'unbind', () => makeBinder(s));

@@ -7,7 +7,7 @@ import { deviceOf } from '../../model/host.js';
 import type { Host } from '../../model/types.js';
 import { planBind } from '../../plan/bind-plan.js';
 import { planVfs, type VfStep } from '../../provision/vfs-plan.js';
-import { hostUse, type HostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
 import { readVfioAliases } from '../../sysfs/modules.js';
 import { devicePath } from '../../sysfs/paths.js';
 import { scanHost } from '../../sysfs/scan.js';
@@ -64,7 +64,8 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
     throw new VfioctlError(code, `vfs ${pfBdf}`, plan.refusal.reason, plan.refusal.code === 'no-driver' ? 'bind the PF to its host driver first' : undefined);
   }
   // VFs that are going away must not be in use (an open vfio VF would block the write).
-  const busy = plan.destroys.flatMap((vf) => hostUse(s.fs, host, vf).filter((u) => u.code !== 'net-up').map((u) => `${vf}: ${u.detail}`));
+  const check = hostUseChecker(s.fs, host);
+  const busy = plan.destroys.flatMap((vf) => check(vf).filter((u) => u.code !== 'net-up').map((u) => `${vf}: ${u.detail}`));
   if (busy.length) throw refused(`vfs ${pfBdf}`, `would destroy VFs in use: ${busy.join('; ')}`, 'stop their users first; nothing was changed');
 
   const before = pf.sriovNumVfs ?? 0;
@@ -150,7 +151,8 @@ function restoreVfCount(s: Session, pf: Bdf, before: number): string | null {
 
 function vfBindPlan(s: Session, host: Host, vfs: Bdf[], bindTo: string) {
   const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
-  const uses = new Map<Bdf, HostUse[]>(vfs.map((b) => [b, hostUse(s.fs, host, b)]));
+  const check = hostUseChecker(s.fs, host);
+  const uses = new Map<Bdf, HostUse[]>(vfs.map((b) => [b, check(b)]));
   return planBind({
     host, selected: vfs, explicit: new Set(vfs), group: false, force: false,
     choices: chooseDrivers(s.fs, host, aliases, bindTo, vfs, []), uses,
