@@ -1,0 +1,35 @@
+// `npm run bundle`: src/ into dist/vfioctl.cjs, one CommonJS file that bin/vfioctl loads
+// through V8's code cache (scripts/code-cache.cjs makes it).
+//  - CommonJS, not ESM: Node starts a CommonJS entry sooner, and code run from a cache
+//    (vm.Script) cannot use import() without an experimental hook; so every import() here
+//    becomes a require().
+//  - execa, ESM only and only needed by commands that run programs, is bundled apart into
+//    dist/execa.cjs and required on first use: inside the main bundle it would double the
+//    code every start-up reads and hashes.
+//  - cli-table3 is CommonJS already: required from node_modules when a table is drawn.
+import { createHash } from 'node:crypto';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+
+const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning' };
+
+await build({ ...common, entryPoints: ['node_modules/execa/index.js'], outfile: 'dist/execa.cjs' });
+await build({
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/vfioctl.cjs',
+  external: ['cli-table3'],
+  supported: { 'dynamic-import': false },
+  plugins: [
+    {
+      name: 'execa-apart',
+      setup(b) {
+        b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
+      },
+    },
+  ],
+});
+
+// The id that ties dist/vfioctl.cjs.cache to this bundle (bin/vfioctl checks it).
+const id = createHash('sha1').update(readFileSync('dist/vfioctl.cjs')).digest('hex');
+appendFileSync('dist/vfioctl.cjs', `//# vfioctl-bundle-id=${id}\n`);
