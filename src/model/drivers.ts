@@ -27,6 +27,14 @@ export function isVfioDriver(driver: string | null, hasVfioDev = false): boolean
   return driver === VFIO_PCI || KNOWN_VARIANTS.has(driver) || hasVfioDev;
 }
 
+/**
+ * Only a driver that is neither a known vfio-family driver nor a DMA-safe one needs its
+ * device's `vfio-dev/` looked at to tell whether it is an out-of-tree variant.
+ */
+export function needsVfioDevCheck(driver: string | null): boolean {
+  return driver !== null && !isVfioDriver(driver) && !DMA_SAFE_NON_VFIO.has(driver);
+}
+
 /** Whether a bound driver leaves the group usable by VFIO (driver_managed_dma). */
 export function keepsGroupViable(driver: string | null, hasVfioDev = false): boolean {
   return driver === null || DMA_SAFE_NON_VFIO.has(driver) || isVfioDriver(driver, hasVfioDev);

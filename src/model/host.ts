@@ -13,14 +13,14 @@ export function groupOf(host: Host, id: number): IommuGroup | undefined {
 }
 
 export function isVfioBound(d: PciDevice): boolean {
-  return isVfioDriver(d.driver, d.vfioDev !== null);
+  return isVfioDriver(d.driver, d.vfioFamily);
 }
 
 /** Members that stop the group being usable by VFIO (kernel.md §2.5). */
 export function groupBlockers(host: Host, group: IommuGroup): Bdf[] {
   return group.devices.filter((bdf) => {
     const d = deviceOf(host, bdf);
-    return !keepsGroupViable(d.driver, d.vfioDev !== null);
+    return !keepsGroupViable(d.driver, d.vfioFamily);
   });
 }
 

@@ -44,8 +44,9 @@ export interface PciDevice {
   /** PCI Express function (has link attributes). Probed for members of shared groups only;
    * null elsewhere and on trees without link attributes. */
   readonly pcie: boolean | null;
-  /** A vfio-family device node (`vfio-dev/vfioX`) exists: bound to vfio-pci or a variant. */
-  readonly vfioDev: string | null;
+  /** Bound to vfio-pci or a variant: a known driver name, or another driver whose device has
+   * registered a vfio device (`vfio-dev/` exists: an out-of-tree variant). */
+  readonly vfioFamily: boolean;
 }
 
 export interface IommuGroup {

@@ -118,7 +118,7 @@ export function planBind(input: BindInput): Plan {
       for (const peer of groupOf(host, id)?.devices ?? []) {
         const p = deviceOf(host, peer);
         // Already-viable peers (unbound, pcieport, pci-stub, vfio) are left alone; bridges stay.
-        if (targets.has(peer) || p.bridge || keepsGroupViable(p.driver, p.vfioDev !== null) || input.vfioDrivers.has(p.driver ?? '')) continue;
+        if (targets.has(peer) || p.bridge || keepsGroupViable(p.driver, p.vfioFamily) || input.vfioDrivers.has(p.driver ?? '')) continue;
         targets.set(peer, true);
       }
     }
@@ -130,7 +130,7 @@ export function planBind(input: BindInput): Plan {
     const blockers = (groupOf(host, id)?.devices ?? [])
       .filter((b) => !targets.has(b))
       .map((b) => deviceOf(host, b))
-      .filter((p) => !keepsGroupViable(p.driver, p.vfioDev !== null) && !input.vfioDrivers.has(p.driver ?? ''));
+      .filter((p) => !keepsGroupViable(p.driver, p.vfioFamily) && !input.vfioDrivers.has(p.driver ?? ''));
     if (blockers.length > 0) blockersOf.set(id, blockers);
   }
 

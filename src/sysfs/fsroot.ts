@@ -14,6 +14,11 @@ import { ExitCode } from '../exit-codes.js';
 /** One page: a sysfs attribute never returns more per read(2). */
 const READ_BUFFER = Buffer.allocUnsafe(4096);
 
+/** Where a link at in-root path `p` whose raw target is `target` points, resolved lexically. */
+export function resolveLinkTarget(p: string, target: string): string {
+  return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
+}
+
 export class FsRoot {
   readonly root: string;
   /** Ordered log of writes, for --verbose and for tests. */
@@ -92,8 +97,7 @@ export class FsRoot {
    */
   linkTarget(p: string): string | undefined {
     const target = this.readLink(p);
-    if (target === undefined) return undefined;
-    return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
+    return target === undefined ? undefined : resolveLinkTarget(p, target);
   }
 
   /** Fully resolved in-root path (follows every link); undefined when missing. */

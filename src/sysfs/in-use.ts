@@ -3,6 +3,7 @@ import { deviceOf, isVfioBound } from '../model/host.js';
 import type { Host } from '../model/types.js';
 import type { FsRoot } from './fsroot.js';
 import { CLASS_BLOCK, CLASS_NET, DEV_VFIO, devicePath } from './paths.js';
+import { readVfioDevName } from './scan.js';
 
 /**
  * Signs that the host (or a VFIO user) is using a device right now, so taking its driver
@@ -158,7 +159,8 @@ export function hostUseChecker(fs: FsRoot, host: Host): (bdf: Bdf) => HostUse[] 
     if (enable > 0) out.push({ code: 'vfio-open', detail: `a VFIO user has the device open (enable=${enable})` });
     const nodes: string[] = [];
     if (d.iommuGroup !== null) nodes.push(`${DEV_VFIO}/${d.iommuGroup}`, `${DEV_VFIO}/noiommu-${d.iommuGroup}`);
-    if (d.vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${d.vfioDev}`);
+    const vfioDev = readVfioDevName(fs, bdf);
+    if (vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${vfioDev}`);
     const holders = new Map<string, string[]>();
     for (const node of nodes) for (const who of openFiles().get(node) ?? []) (holders.get(who) ?? holders.set(who, []).get(who)!).push(node);
     for (const [who, held] of holders) out.push({ code: 'vfio-open', detail: `${who} holds ${held.join(', ')}` });

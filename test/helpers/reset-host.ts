@@ -41,7 +41,7 @@ export function resetHost(devs: ResetDev[], kernelRelease: string | null = '6.1.
       resetMethods: d.resetMethods ?? (bridge ? ['pm'] : ['pm', 'bus']), resetMethodKnown: true,
       physfn: d.physfn ?? null, virtfns: devs.filter((v) => v.physfn === d.bdf).map((v) => v.bdf),
       sriovNumVfs: null, sriovTotalVfs: null, numaNode: null, bootVga: null, pcie: true,
-      vfioDev: driver === 'vfio-pci' ? 'vfio0' : null,
+      vfioFamily: driver === 'vfio-pci',
     });
   }
   const members = new Map<number, string[]>();

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { notFound, usageError, VfioctlError } from '../../errors.js';
 import { ExitCode } from '../../exit-codes.js';
-import { deviceOf, groupOf } from '../../model/host.js';
+import { deviceOf, groupOf, isVfioBound } from '../../model/host.js';
 import type { Bdf } from '../../model/address.js';
 import { parseIdFile, resolveAccount, type Account } from '../../provision/accounts.js';
 import { formatMode, planGrant, type NodeState, type NodeStep } from '../../provision/grant-plan.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import { DEV_VFIO } from '../../sysfs/paths.js';
-import { scanHost } from '../../sysfs/scan.js';
+import { readVfioDevName, scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
 
@@ -71,7 +71,7 @@ export function registerGrant(program: Command, ctx: CliContext): void {
         groups.push({ id, node: path, devices: [...(groupOf(host, id)?.devices ?? [])] });
       }
       for (const b of selected) {
-        const x = deviceOf(host, b).vfioDev;
+        const x = isVfioBound(deviceOf(host, b)) ? readVfioDevName(s.fs, b) : null;
         const n = x ? nodeState(s.fs, `${DEV_VFIO}/devices/${x}`, 'device') : undefined;
         if (n) nodes.push(n);
       }
