@@ -3,7 +3,7 @@ import { compareBdf, isBdf, busOf, type Bdf } from '../model/address.js';
 import type { Host, IommuGroup, PciDevice } from '../model/types.js';
 import { isVfioDriver, needsVfioDevCheck } from '../model/drivers.js';
 import { resolveLinkTarget, type FsRoot } from './fsroot.js';
-import { IOMMU_GROUPS, PCI_DEVICES, PROC_OSRELEASE } from './paths.js';
+import { IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS, PROC_OSRELEASE } from './paths.js';
 
 /** Fields of a modalias: `pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00`. */
 const MODALIAS = /^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$/;
@@ -49,12 +49,20 @@ function readVirtfns(fs: FsRoot, dir: string): Bdf[] {
 }
 
 /**
- * Read one function. Missing optional attributes are null, never errors.
- * `vfOf` is the scan's knowledge of SR-IOV: the PF of a VF, or null for a function known
- * not to be a VF. A VF has no SR-IOV capability of its own, so a known VF skips that
- * probe and a known non-VF the `physfn` one; without it both are probed.
+ * What the scan already knows about a function before reading it: its PF (null when it is
+ * known not to be a VF), and its driver (undefined: read its `driver` link).
  */
-function readDevice(fs: FsRoot, bdf: Bdf, dir: string, vfOf?: { physfn: Bdf | null }): PciDevice {
+interface Known {
+  physfn: Bdf | null;
+  driver: string | null | undefined;
+}
+
+/**
+ * Read one function. Missing optional attributes are null, never errors.
+ * A known VF skips the SR-IOV probe (a VF has no SR-IOV capability of its own) and a known
+ * non-VF the `physfn` one; without `known` everything is read from the function's directory.
+ */
+function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice {
   const segments = dir.split('/');
   const parentName = segments[segments.length - 2] ?? '';
   const rootBus = segments.find((s) => /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/.test(s)) ?? `pci${busOf(bdf)}`;
@@ -71,14 +79,14 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, vfOf?: { physfn: Bdf | nu
 
   // Header type 1 (PCI-to-PCI) and 2 (CardBus) bridges; class says so without reading config.
   const bridge = classCode.startsWith('0604') || classCode.startsWith('0609') || classCode.startsWith('0607');
-  const driver = fs.linkName(`${dir}/driver`) ?? null;
+  const driver = known?.driver !== undefined ? known.driver : fs.linkName(`${dir}/driver`) ?? null;
   const groupName = fs.linkName(`${dir}/iommu_group`);
   const iommuGroup = groupName !== undefined && /^\d+$/.test(groupName) ? Number(groupName) : null;
   const resetRaw = at('reset_method');
   // lstat before reading: a failing read costs an exception, more than the syscall
   // (this is the hot loop of a 4,096-function scan).
   let physfn: Bdf | null;
-  if (vfOf) physfn = vfOf.physfn;
+  if (known) physfn = known.physfn;
   else {
     const name = fs.lexists(`${dir}/physfn`) ? fs.linkName(`${dir}/physfn`) : undefined;
     physfn = name !== undefined && isBdf(name) ? name : null;
@@ -121,6 +129,20 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, vfOf?: { physfn: Bdf | nu
   };
 }
 
+/**
+ * Bound functions from the drivers' side: the kernel links drivers/NAME/BDF whenever it
+ * links BDF/driver, and one listing per driver replaces a readlink per function (most of
+ * which fail on a big host: unbound VFs). Trees captured without those links (the ghw
+ * snapshots) give an empty map, and their functions' own links are read instead.
+ */
+function boundFunctions(fs: FsRoot): Map<Bdf, string> {
+  const bound = new Map<Bdf, string>();
+  for (const driver of fs.list(PCI_DRIVERS)) {
+    for (const name of fs.list(`${PCI_DRIVERS}/${driver}`)) if (isBdf(name)) bound.set(name, driver);
+  }
+  return bound;
+}
+
 /** The name of a vfio-bound function's device node (`vfio0` for /dev/vfio/devices/vfio0). */
 export function readVfioDevName(fs: FsRoot, bdf: Bdf): string | null {
   return fs.list(`${PCI_DEVICES}/${bdf}/vfio-dev`)[0] ?? null;
@@ -154,9 +176,11 @@ export function scanHost(fs: FsRoot): Host {
   // offset, so in address order every PF is read before its VFs.
   const pfOf = new Map<Bdf, Bdf>();
   try {
+    const bound = boundFunctions(fs);
     for (const name of fs.list(PCI_DEVICES)) {
       if (!isBdf(name)) continue;
-      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null });
+      const driver = bound.get(name) ?? (bound.size > 0 ? null : undefined);
+      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver });
       for (const vf of d.virtfns) pfOf.set(vf, name);
       devices.set(name, d);
     }

@@ -138,7 +138,10 @@ test('vfs refuses bad targets: no driver on the PF, a VF, a non-SR-IOV device, a
   assert.equal((await vfioctl('vfs', '0000:00:01.0', '--count', '1')).code, 2);
   assert.equal((await vfioctl('vfs', PF, '--count', '-1')).code, 2);
   assert.equal((await vfioctl('vfs', PF, '--count', 'two')).code, 2);
+  // Unbound as the kernel leaves it: both the device's link and the driver's link gone.
+  const drv = path.basename(fs.readlinkSync(path.join(kernel.root, 'sys/bus/pci/devices', PF, 'driver')));
   fs.rmSync(path.join(kernel.root, 'sys/bus/pci/devices', PF, 'driver'));
+  fs.rmSync(path.join(kernel.root, 'sys/bus/pci/drivers', drv, PF));
   const nodrv = await vfioctl('vfs', PF, '--count', '1');
   assert.equal(nodrv.code, 4);
   assert.match(nodrv.stderr, /has no driver.*ENOENT/);
