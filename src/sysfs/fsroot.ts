@@ -14,6 +14,12 @@ import { ExitCode } from '../exit-codes.js';
 /** One page: a sysfs attribute never returns more per read(2). */
 const READ_BUFFER = Buffer.allocUnsafe(4096);
 
+// The calls of the scan's hot loop, taken once: in the CommonJS bundle `fs.x` is a getter
+// on esbuild's module wrapper, called on every use.
+const { openSync, readSync, closeSync, readlinkSync, lstatSync, readdirSync } = fs;
+const { O_RDONLY } = fs.constants;
+const basename = path.posix.basename;
+
 /** Where a link at in-root path `p` whose raw target is `target` points, resolved lexically. */
 export function resolveLinkTarget(p: string, target: string): string {
   return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
@@ -48,22 +54,22 @@ export class FsRoot {
     // handling per call, which doubles the cost of a 4,096-function scan.
     let fd: number | undefined;
     try {
-      fd = fs.openSync(this.abs(p), fs.constants.O_RDONLY);
-      let n = fs.readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
+      fd = openSync(this.abs(p), O_RDONLY);
+      let n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
       let text = READ_BUFFER.toString('latin1', 0, n);
       // A sysfs attribute comes whole from its first read (one show() call, at most a
       // page), so a short read there is the end: saves one read(2) per attribute.
       // Elsewhere (/proc seq files) read on until EOF.
       if (n < READ_BUFFER.length && p.startsWith('/sys/')) return text.endsWith('\n') ? text.slice(0, -1) : text;
       while (n > 0) {
-        n = fs.readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
+        n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
         text += READ_BUFFER.toString('latin1', 0, n);
       }
       return text.endsWith('\n') ? text.slice(0, -1) : text;
     } catch {
       return undefined;
     } finally {
-      if (fd !== undefined) fs.closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
@@ -79,7 +85,7 @@ export class FsRoot {
   /** Raw link target; undefined when not a link. Works for dangling links too. */
   readLink(p: string): string | undefined {
     try {
-      return fs.readlinkSync(this.abs(p));
+      return readlinkSync(this.abs(p));
     } catch {
       return undefined;
     }
@@ -88,7 +94,7 @@ export class FsRoot {
   /** Basename of a link's target: the driver name, the group number, the PF's BDF. */
   linkName(p: string): string | undefined {
     const target = this.readLink(p);
-    return target === undefined ? undefined : path.posix.basename(target);
+    return target === undefined ? undefined : basename(target);
   }
 
   /**
@@ -112,7 +118,7 @@ export class FsRoot {
   /** Directory entries, sorted; [] when missing. */
   list(p: string): string[] {
     try {
-      return fs.readdirSync(this.abs(p)).sort();
+      return readdirSync(this.abs(p)).sort();
     } catch {
       return [];
     }
@@ -126,7 +132,7 @@ export class FsRoot {
   lexists(p: string): boolean {
     try {
       // No exception for the common miss: building one costs more than the syscall.
-      return fs.lstatSync(this.abs(p), { throwIfNoEntry: false }) !== undefined;
+      return lstatSync(this.abs(p), { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }
