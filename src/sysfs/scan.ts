@@ -37,12 +37,11 @@ function deviceDir(fs: FsRoot, bdf: Bdf): string {
   return target.startsWith('../../../devices/') ? `/sys/${target.slice(9)}` : resolveLinkTarget(link, target);
 }
 
-/** A PF's VFs, from its `virtfnN` links (a listing: PFs are few, and numvfs may lag). */
-function readVirtfns(fs: FsRoot, dir: string): Bdf[] {
+/** A PF's VFs, from its `virtfn0`…`virtfnN-1` links (N = sriov_numvfs). */
+function readVirtfns(fs: FsRoot, dir: string, numVfs: number | null): Bdf[] {
   const vfs: Bdf[] = [];
-  for (const name of fs.list(dir)) {
-    if (!name.startsWith('virtfn')) continue;
-    const vf = fs.linkName(`${dir}/${name}`);
+  for (let i = 0; i < (numVfs ?? 0); i++) {
+    const vf = fs.linkName(`${dir}/virtfn${i}`);
     if (vf !== undefined && isBdf(vf)) vfs.push(vf);
   }
   return vfs.sort(compareBdf);
@@ -92,6 +91,7 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice
     physfn = name !== undefined && isBdf(name) ? name : null;
   }
   const totalVfs = physfn === null && fs.lexists(`${dir}/sriov_totalvfs`) ? intAttr(at('sriov_totalvfs')) : null;
+  const numVfs = totalVfs === null ? null : intAttr(at('sriov_numvfs'));
   const numa = intAttr(at('numa_node'));
   const bootVga = classCode.startsWith('03') ? at('boot_vga') : undefined;
   // vfio-dev/ tells an out-of-tree variant apart; known names need no lookup.
@@ -118,8 +118,8 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice
     resetMethods: resetRaw === undefined ? [] : resetRaw.split(/\s+/).filter(Boolean),
     resetMethodKnown: resetRaw !== undefined,
     physfn,
-    virtfns: totalVfs === null ? [] : readVirtfns(fs, dir),
-    sriovNumVfs: totalVfs === null ? null : intAttr(at('sriov_numvfs')),
+    virtfns: numVfs === null ? [] : readVirtfns(fs, dir, numVfs),
+    sriovNumVfs: numVfs,
     sriovTotalVfs: totalVfs,
     numaNode: numa === null || numa < 0 ? null : numa,
     bootVga: bootVga === undefined ? null : bootVga.trim() === '1',
@@ -187,10 +187,16 @@ export function scanHost(fs: FsRoot): Host {
   } finally {
     Error.stackTraceLimit = stackLimit;
   }
-  // Defensive: a VF listed before its PF (not a layout the kernel makes) still gets it.
   for (const [vf, pf] of pfOf) {
     const d = devices.get(vf);
-    if (d && d.physfn !== pf) devices.set(vf, { ...d, physfn: pf, sriovTotalVfs: null, sriovNumVfs: null, virtfns: [] });
+    if (!d) {
+      // A link left to a VF that is gone (removed through its `remove` attribute).
+      const p = devices.get(pf)!;
+      devices.set(pf, { ...p, virtfns: p.virtfns.filter((b) => b !== vf) });
+    } else if (d.physfn !== pf) {
+      // Defensive: a VF listed before its PF (not a layout the kernel makes) still gets it.
+      devices.set(vf, { ...d, physfn: pf, sriovTotalVfs: null, sriovNumVfs: null, virtfns: [] });
+    }
   }
 
   const members = new Map<number, Bdf[]>();

@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildTree, tempRoot, type TreeSpec } from '../helpers/tree.js';
+import { FsRoot } from '../../src/sysfs/fsroot.js';
+import { scanHost } from '../../src/sysfs/scan.js';
+
+/** Counts the file operations a scan makes per path, to hold the scan to its budget. */
+class CountingFs extends FsRoot {
+  readonly ops: { op: string; path: string }[] = [];
+  override read(p: string) {
+    this.ops.push({ op: 'read', path: p });
+    return super.read(p);
+  }
+  override readLink(p: string) {
+    this.ops.push({ op: 'readlink', path: p });
+    return super.readLink(p);
+  }
+  override lexists(p: string) {
+    this.ops.push({ op: 'lstat', path: p });
+    return super.lexists(p);
+  }
+  override list(p: string) {
+    this.ops.push({ op: 'list', path: p });
+    return super.list(p);
+  }
+  /** Operations on one function's files, by the name after its directory. */
+  of(bdf: string): string[] {
+    return this.ops.filter((o) => o.path.includes(`/${bdf}/`) || o.path.endsWith(`/${bdf}`)).map((o) => `${o.op} ${o.path.slice(o.path.lastIndexOf(bdf) + bdf.length + 1) || '.'}`);
+  }
+}
+
+const PF = '0000:02:00.0';
+const SPEC: TreeSpec = {
+  devices: [
+    { bdf: '0000:00:01.0', id: '8086:347a', class: '060400', driver: 'pcieport', group: 1 },
+    { bdf: PF, parent: '0000:00:01.0', id: '8086:1572', class: '020000', driver: 'i40e', group: 2, sriov: { total: 32, num: 3 } },
+    { bdf: '0000:02:02.0', parent: '0000:00:01.0', id: '8086:154c', class: '020000', driver: 'vfio-pci', vfioDev: 'vfio0', group: 3, physfn: PF },
+    { bdf: '0000:02:02.1', parent: '0000:00:01.0', id: '8086:154c', class: '020000', driver: 'iavf', group: 4, physfn: PF },
+    { bdf: '0000:02:02.2', parent: '0000:00:01.0', id: '8086:154c', class: '020000', group: 5, physfn: PF },
+    { bdf: '0000:00:1f.0', id: '8086:2918', class: '060100', driver: 'lpc_ich', group: 6 },
+  ],
+};
+
+test('scan cost: a VF takes 4 attribute reads and 2 links; a host-driver VF one probe more; the PF its VF links', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, SPEC);
+  const fsr = new CountingFs(root);
+  const host = scanHost(fsr);
+
+  const base = ['readlink .', 'read modalias', 'readlink iommu_group', 'read reset_method', 'read numa_node', 'read driver_override'];
+  // Bound to vfio-pci: known by name, no vfio-dev lookup; driver from the driver's listing.
+  assert.deepEqual(fsr.of('0000:02:02.0').sort(), [...base].sort());
+  // Bound to a host driver: vfio-dev/ is looked at (an out-of-tree variant would have it).
+  assert.deepEqual(fsr.of('0000:02:02.1').sort(), [...base, 'lstat vfio-dev'].sort());
+  assert.deepEqual(fsr.of('0000:02:02.2').sort(), [...base].sort());
+  // The PF: SR-IOV probe, counts, and one link per enabled VF.
+  assert.deepEqual(fsr.of(PF).sort(), [...base, 'lstat vfio-dev', 'lstat sriov_totalvfs', 'read sriov_totalvfs', 'read sriov_numvfs',
+    'readlink virtfn0', 'readlink virtfn1', 'readlink virtfn2'].sort());
+  // No function reads its own `driver` link when the drivers list theirs.
+  assert.equal(fsr.ops.filter((o) => o.path.endsWith('/driver')).length, 0);
+
+  // And what it learned is what the links say.
+  const pf = host.devices.get(PF)!;
+  assert.deepEqual(pf.virtfns, ['0000:02:02.0', '0000:02:02.1', '0000:02:02.2']);
+  assert.equal(pf.sriovNumVfs, 3);
+  assert.equal(pf.sriovTotalVfs, 32);
+  for (const vf of pf.virtfns) {
+    const d = host.devices.get(vf)!;
+    assert.equal(d.physfn, PF);
+    assert.equal(d.sriovTotalVfs, null);
+  }
+  assert.equal(host.devices.get('0000:02:02.0')!.vfioFamily, true);
+  assert.equal(host.devices.get('0000:02:02.1')!.driver, 'iavf');
+  assert.equal(host.devices.get('0000:02:02.1')!.vfioFamily, false);
+  assert.equal(host.devices.get('0000:02:02.2')!.driver, null);
+});
+
+test('scan: a tree whose drivers do not list their devices (ghw captures) reads each function\'s driver link', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, SPEC);
+  const drivers = path.join(root, 'sys/bus/pci/drivers');
+  for (const drv of fs.readdirSync(drivers)) {
+    for (const e of fs.readdirSync(path.join(drivers, drv))) if (e.startsWith('0000:')) fs.rmSync(path.join(drivers, drv, e));
+  }
+  const host = scanHost(new FsRoot(root));
+  assert.deepEqual([...host.devices.values()].map((d) => d.driver), ['pcieport', 'lpc_ich', 'i40e', 'vfio-pci', 'iavf', null]);
+});
+
+test('scan: a virtfn link left to a removed VF is not reported as a VF', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, SPEC);
+  // `echo 1 > 0000:02:02.2/remove`: the function is gone from the bus, the PF's link dangles.
+  fs.rmSync(path.join(root, 'sys/bus/pci/devices/0000:02:02.2'));
+  fs.rmSync(fs.realpathSync(path.join(root, 'sys/bus/pci/devices', PF, 'virtfn2')), { recursive: true });
+  const host = scanHost(new FsRoot(root));
+  assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.1']);
+  assert.equal(host.devices.has('0000:02:02.2'), false);
+});
