@@ -7,8 +7,10 @@
 //    dist/execa.cjs and required on first use: inside the main bundle it would double the
 //    code every start-up reads and hashes.
 //  - cli-table3 is CommonJS already: required from node_modules when a table is drawn.
+//  - commander gets node:child_process through scripts/lazy-child-process.cjs.
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import { build } from 'esbuild';
 
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning' };
@@ -25,6 +27,13 @@ await build({
       name: 'execa-apart',
       setup(b) {
         b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
+      },
+    },
+    {
+      name: 'commander-lazy-child-process',
+      setup(b) {
+        b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+          args.importer.includes(`${sep}node_modules${sep}commander${sep}`) ? { path: resolve('scripts/lazy-child-process.cjs') } : undefined);
       },
     },
   ],

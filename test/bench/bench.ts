@@ -7,7 +7,8 @@ import { synthHost, writeHost } from './synth.js';
 
 /**
  * `npm run bench`: time `vfioctl groups` on synthetic hosts of 4,096 and 120 PCI functions
- * against bare Node start-up (`node -e 0`), lspci and a shell lsgroup loop, each a spawned
+ * against bare Node start-up (`node -e 0`), lspci, a shell lsgroup loop and the same sysfs
+ * reads done from C (floor.c, when cc is there), each a spawned
  * process, runs interleaved so load changes hit every command alike. Not a test: it
  * reports and compares with the targets, and exits 0 either way.
  *
@@ -69,6 +70,16 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+/**
+ * test/bench/floor.c built into `dir` when a C compiler is there: the files groups --json
+ * needs, read from C with nothing else, which is what the kernel charges for the data.
+ */
+function buildFloor(dir: string): string | null {
+  const out = path.join(dir, 'floor');
+  const r = spawnSync('cc', ['-O2', '-o', out, path.join(REPO, 'test/bench/floor.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return r.status === 0 ? out : null;
+}
+
 function hasLspci(): boolean {
   return spawnSync('lspci', ['--version'], { stdio: 'ignore' }).status === 0;
 }
@@ -102,6 +113,7 @@ function main(): void {
   const dir = keep ? path.resolve(keep) : fs.mkdtempSync(path.join(os.tmpdir(), 'vfioctl-bench-'));
   fs.mkdirSync(dir, { recursive: true });
   const lspci = hasLspci();
+  const floor = buildFloor(dir);
   console.log(`vfioctl bench: node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${RUNS} runs each, medians\n`);
   try {
     const lines: string[] = [];
@@ -113,6 +125,8 @@ function main(): void {
       const cmds = [node, json, table];
       const lspciCmd: Cmd = { label: 'lspci -D -k', file: 'lspci', args: ['-D', '-k', '-A', 'linux-sysfs', '-O', `sysfs.path=${root}/sys/bus/pci`] };
       if (lspci) cmds.push(lspciCmd);
+      const floorCmd: Cmd = { label: 'same files from C', file: floor ?? '', args: [root] };
+      if (floor) cmds.push(floorCmd);
       const t = measure(cmds, RUNS);
       const base = median(t.get(node)!.wall);
       const baseCpu = median(t.get(node)!.cpu);
@@ -132,6 +146,10 @@ function main(): void {
         const l = median(t.get(lspciCmd)!.wall);
         lines.push(`${n} functions: lspci -D -k ${l.toFixed(0)} ms, vfioctl groups --json ${median(t.get(json)!.wall).toFixed(0)} ms`);
       }
+      if (floor) {
+        const f = median(t.get(floorCmd)!.wall);
+        lines.push(`${n} functions: reading the same sysfs files from C (floor.c) takes ${f.toFixed(0)} ms; vfioctl's own cost over node start-up and that floor: ${(over - f).toFixed(0)} ms`);
+      }
       if (lspci && n === 4096) {
         // The loop runs lspci once per device: time a slice and scale it to every function.
         const slice = 64;
@@ -142,6 +160,7 @@ function main(): void {
       console.log('');
     }
     if (!lspci) lines.push('lspci not installed (pciutils): lspci and lsgroup-loop timings skipped');
+    if (!floor) lines.push('no C compiler (cc): the floor.c reference skipped');
     console.log(lines.join('\n'));
   } finally {
     if (!keep) fs.rmSync(dir, { recursive: true, force: true });
