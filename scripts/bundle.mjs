@@ -7,7 +7,9 @@
 //    dist/execa.cjs and required on first use: inside the main bundle it would double the
 //    code every start-up reads and hashes.
 //  - cli-table3 is CommonJS already: required from node_modules when a table is drawn.
-//  - commander gets node:child_process through scripts/lazy-child-process.cjs.
+//  - commander gets node:child_process through scripts/lazy-child-process.cjs, and chalk
+//    no colour detection of its own (scripts/chalk-no-detect.mjs): both cost start-up time
+//    for nothing vfioctl uses.
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
@@ -27,6 +29,12 @@ await build({
       name: 'execa-apart',
       setup(b) {
         b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
+      },
+    },
+    {
+      name: 'chalk-no-detect',
+      setup(b) {
+        b.onResolve({ filter: /^#supports-color$/ }, () => ({ path: resolve('scripts/chalk-no-detect.mjs') }));
       },
     },
     {
