@@ -4,6 +4,7 @@ import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
 import type { Command } from 'commander';
 import { commandNameOf, createBaseProgram, finishProgram, VERSION } from './program-base.js';
+import { fdWriter, isTerminal } from './stdio.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
@@ -53,19 +54,14 @@ async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Co
 
 /** Entry point used by bin/vfioctl. */
 export async function main(): Promise<void> {
-  // `vfioctl groups | head`: the reader went away; stop quietly as a SIGPIPE'd tool would.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
-      process.exit(process.exitCode ?? 0);
-    });
-  }
-  const { execaRunner } = await import('./runner.js');
+  // The reader went away (`vfioctl groups | head`): stop quietly as a SIGPIPE'd tool would.
+  const readerGone = () => process.exit(process.exitCode ?? 0);
+  const [{ execaRunner }, isTTY] = await Promise.all([import('./runner.js'), isTerminal(1)]);
   process.exitCode = await run(process.argv.slice(2), {
-    stdout: process.stdout,
-    stderr: process.stderr,
+    stdout: fdWriter(1, readerGone),
+    stderr: fdWriter(2, readerGone),
     env: process.env,
-    isTTY: process.stdout.isTTY === true,
+    isTTY,
     runner: execaRunner,
     readStdin: async () => {
       const chunks: Buffer[] = [];

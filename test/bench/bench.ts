@@ -8,9 +8,10 @@ import { synthHost, writeHost } from './synth.js';
 /**
  * `npm run bench`: time `vfioctl groups` on synthetic hosts of 4,096 and 120 PCI functions
  * against bare Node start-up (`node -e 0`), lspci, a shell lsgroup loop and the same sysfs
- * reads done from C (floor.c, when cc is there), each a spawned
- * process, runs interleaved so load changes hit every command alike. Not a test: it
- * reports and compares with the targets, and exits 0 either way.
+ * reads done from C (floor.c, when cc is there). Each is a spawned process whose output is
+ * read through a pipe, as a provisioning script reads the JSON; runs are interleaved so
+ * load changes hit every command alike. Not a test: it reports and compares with the
+ * targets, and exits 0 either way.
  *
  * Env: BENCH_RUNS (default 15), BENCH_DIR (reuse/keep generated trees there).
  */
@@ -43,7 +44,8 @@ function childCpuMs(): number {
 function runOnce(c: Cmd): { wall: number; cpu: number; ok: boolean } {
   const cpu0 = childCpuMs();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(c.file, c.args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  // stdout is a pipe read to the end, as a provisioning script reads the JSON.
+  const r = spawnSync(c.file, c.args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   return { wall, cpu: childCpuMs() - cpu0, ok: r.status === 0 };
 }

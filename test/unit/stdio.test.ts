@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempRoot } from '../helpers/tree.js';
+import { fdWriter, isTerminal } from '../../src/cli/stdio.js';
+import { synthHost, writeHost } from '../bench/synth.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+test('fdWriter puts every byte of each text on the descriptor, multi-byte UTF-8 included', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const file = path.join(root, 'out');
+  const fd = fs.openSync(file, 'w');
+  const w = fdWriter(fd, () => assert.fail('not a pipe'));
+  const big = 'x'.repeat(3 << 20);
+  w.write('group 13 — viable\n');
+  w.write(big);
+  w.write('\n✓\n');
+  fs.closeSync(fd);
+  assert.equal(fs.readFileSync(file, 'utf8'), `group 13 — viable\n${big}\n✓\n`);
+});
+
+test('isTerminal: a file is not a terminal, nor is /dev/null (a character device), nor a closed descriptor', async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const fd = fs.openSync(path.join(root, 'f'), 'w');
+  t.after(() => fs.closeSync(fd));
+  assert.equal(await isTerminal(fd), false);
+  const nul = fs.openSync('/dev/null', 'w');
+  t.after(() => fs.closeSync(nul));
+  assert.equal(await isTerminal(nul), false);
+  assert.equal(await isTerminal(987654), false, 'a closed descriptor is not a terminal');
+});
+
+test('bin/vfioctl | head: the reader going away ends vfioctl quietly with status 0', async (t) => {
+  // Output far larger than a pipe's buffer, so the write after the reader leaves gets EPIPE.
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  writeHost(root, synthHost(600));
+  const child = spawn(process.execPath, [path.join(REPO, 'bin/vfioctl'), '--root', root, 'groups', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const first = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
+  child.stdout.destroy();
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+  assert.match(first, /^\{\n {2}"schemaVersion": 1,/);
+  assert.equal(signal, null);
+  assert.equal(code, 0);
+  assert.equal(stderr, '');
+});
+
+test('on a terminal (a pseudo-terminal from script(1)) groups draws the boxed table; in a pipe, plain columns', (t) => {
+  if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('script(1) not installed');
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const cmd = [process.execPath, path.join(REPO, 'bin/vfioctl'), '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'].map(q).join(' ');
+  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', TERM: 'xterm' } });
+  assert.equal(tty.status, 0, tty.stderr);
+  assert.match(tty.stdout, /┌───────┬/);
+  assert.match(tty.stdout, /│ 4 +│ no +│ 0000:00:1f\.0 │/);
+  const pipe = spawnSync(process.execPath, [path.join(REPO, 'bin/vfioctl'), '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'], { encoding: 'utf8' });
+  assert.equal(pipe.status, 0);
+  assert.doesNotMatch(pipe.stdout, /┌/);
+  assert.match(pipe.stdout, /^GROUP +VIABLE +DEVICE/);
+});
