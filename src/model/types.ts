@@ -25,9 +25,8 @@ export interface PciDevice {
   readonly rootBus: string;
   /** PCI-to-PCI (or CardBus) bridge: header type 1/2, never bindable to vfio. */
   readonly bridge: boolean;
-  /** Bridges: secondary and subordinate bus numbers, when sysfs shows them. */
+  /** Bridges: the secondary bus number, when sysfs shows it. */
   readonly secondaryBus: number | null;
-  readonly subordinateBus: number | null;
   /** `reset_method` list; [] when the file is missing or empty. */
   readonly resetMethods: readonly string[];
   /** Whether the `reset_method` attribute exists at all (older kernels lack it). */

@@ -114,7 +114,6 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice
     rootBus,
     bridge,
     secondaryBus: bridge ? intAttr(at('secondary_bus_number')) : null,
-    subordinateBus: bridge ? intAttr(at('subordinate_bus_number')) : null,
     resetMethods: resetRaw === undefined ? [] : resetRaw.split(/\s+/).filter(Boolean),
     resetMethodKnown: resetRaw !== undefined,
     physfn,

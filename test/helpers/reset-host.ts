@@ -37,7 +37,7 @@ export function resetHost(devs: ResetDev[], kernelRelease: string | null = '6.1.
       driver, driverOverride: null,
       iommuGroup: d.group === undefined ? nextGroup++ : d.group,
       parent: d.parent ?? null, rootBus: `pci${busOf((d.parent ? rootOf(devs, d.bdf) : d.bdf))}`,
-      bridge, secondaryBus: secondary, subordinateBus: secondary,
+      bridge, secondaryBus: secondary,
       resetMethods: d.resetMethods ?? (bridge ? ['pm'] : ['pm', 'bus']), resetMethodKnown: true,
       physfn: d.physfn ?? null, virtfns: devs.filter((v) => v.physfn === d.bdf).map((v) => v.bdf),
       sriovNumVfs: null, sriovTotalVfs: null, numaNode: null, bootVga: null, pcie: true,
