@@ -40,8 +40,9 @@ export interface PciDevice {
   readonly numaNode: number | null;
   /** `boot_vga` (VGA-class devices only). */
   readonly bootVga: boolean | null;
-  /** PCI Express function (has link attributes). Probed for members of shared groups only;
-   * null elsewhere and on trees without link attributes. */
+  /** PCI Express function (has link attributes). Probed only for a bridge and the devices
+   * below it in one group, where it explains the grouping; null elsewhere and on trees
+   * without link attributes. */
   readonly pcie: boolean | null;
   /** Bound to vfio-pci or a variant: a known driver name, or another driver whose device has
    * registered a vfio device (`vfio-dev/` exists: an out-of-tree variant). */

@@ -122,7 +122,7 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice
     sriovTotalVfs: totalVfs,
     numaNode: numa === null || numa < 0 ? null : numa,
     bootVga: bootVga === undefined ? null : bootVga.trim() === '1',
-    // Probed only for members of shared groups, where it explains the grouping (scanHost).
+    // Probed only where it explains a grouping (scanHost).
     pcie: null,
     vfioFamily,
   };
@@ -207,12 +207,22 @@ export function scanHost(fs: FsRoot): Host {
     .sort((a, b) => a[0] - b[0])
     .map(([id, bdfs]) => ({ id, devices: bdfs.sort(compareBdf) }));
 
-  // PCIe or conventional matters only to explain shared groups. A tree without link
-  // attributes anywhere (older snapshots) cannot tell, so it stays null there.
-  const shared = groups.filter((g) => g.devices.length > 1).flatMap((g) => g.devices);
-  const pcie = new Map(shared.map((b) => [b, hasPcieLink(fs, b)]));
-  if ([...pcie.values()].some(Boolean)) {
-    for (const [b, isPcie] of pcie) devices.set(b, { ...devices.get(b)!, pcie: isPcie });
+  // PCIe or conventional matters only to explain a group that holds a bridge and devices
+  // below it (explainGroup): only those are probed. A tree without link attributes anywhere
+  // (older snapshots) cannot tell, so pcie stays null there; the host's bridges say which.
+  const probe = new Set<Bdf>();
+  for (const g of groups) {
+    if (g.devices.length < 2) continue;
+    const inGroup = new Set(g.devices);
+    for (const b of g.devices) {
+      const d = devices.get(b)!;
+      if (d.parent !== null && inGroup.has(d.parent) && !d.bridge) probe.add(d.parent).add(b);
+    }
+  }
+  if (probe.size > 0) {
+    const pcie = new Map([...probe].map((b) => [b, hasPcieLink(fs, b)]));
+    const treeShowsLinks = [...pcie.values()].some(Boolean) || [...devices.values()].some((d) => d.bridge && !pcie.has(d.bdf) && hasPcieLink(fs, d.bdf));
+    if (treeShowsLinks) for (const [b, isPcie] of pcie) devices.set(b, { ...devices.get(b)!, pcie: isPcie });
   }
 
   const sorted = new Map([...devices.entries()].sort((a, b) => compareBdf(a[0], b[0])));

@@ -77,3 +77,31 @@ test('groupBridges names the bridge members only', () => {
   assert.deepEqual(groupBridges(host, groupOf(host, 11)!), ['0000:07:08.0', '0000:07:10.0']);
   assert.deepEqual(groupBridges(host, groupOf(host, 4)!), []);
 });
+
+test('a plain PCI-to-PCI bridge (class 060400) with conventional devices below is told by their missing link attributes', (t) => {
+  const make = (linkAttrs: boolean) => {
+    const r = tempRoot();
+    t.after(r.cleanup);
+    buildTree(r.root, {
+      devices: [
+        { bdf: '0000:00:1c.0', id: '8086:a338', class: '060400', driver: 'pcieport', group: 1, pcie: linkAttrs },
+        { bdf: '0000:02:00.0', parent: '0000:00:1c.0', id: '12d8:e111', class: '060400', group: 2, pcie: linkAttrs },
+        { bdf: '0000:03:00.0', parent: '0000:02:00.0', id: '10ec:8139', class: '020000', driver: '8139too', group: 2, pcie: false },
+        { bdf: '0000:03:01.0', parent: '0000:02:00.0', id: '1102:0002', class: '040100', group: 2, pcie: false },
+        // A PF and VF sharing a group: no bridge in it, so nothing there is probed.
+        { bdf: '0000:00:03.0', id: '8086:1521', class: '020000', driver: 'igb', group: 3, sriov: { total: 7, num: 1 } },
+        { bdf: '0000:00:10.0', id: '8086:1520', class: '020000', group: 3, physfn: '0000:00:03.0' },
+      ],
+    });
+    return scanHost(new FsRoot(r.root));
+  };
+  const modern = make(true);
+  assert.equal(explainGroup(modern, groupOf(modern, 2)!).code, 'conventional-pci-bridge');
+  assert.equal(modern.devices.get('0000:03:00.0')!.pcie, false);
+  assert.equal(modern.devices.get('0000:02:00.0')!.pcie, true);
+  assert.equal(modern.devices.get('0000:00:10.0')!.pcie, null);
+  // A tree with no link attributes anywhere (older captures) cannot tell PCI from PCIe.
+  const old = make(false);
+  assert.equal(old.devices.get('0000:03:00.0')!.pcie, null);
+  assert.equal(explainGroup(old, groupOf(old, 2)!).code, 'port-with-devices-below');
+});
