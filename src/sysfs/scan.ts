@@ -225,7 +225,10 @@ export function scanHost(fs: FsRoot): Host {
     if (treeShowsLinks) for (const [b, isPcie] of pcie) devices.set(b, { ...devices.get(b)!, pcie: isPcie });
   }
 
-  const sorted = new Map([...devices.entries()].sort((a, b) => compareBdf(a[0], b[0])));
+  // The listing is sorted as strings, which is address order unless domains differ in width.
+  const keys = [...devices.keys()];
+  const inOrder = keys.every((b, i) => i === 0 || compareBdf(keys[i - 1]!, b) < 0);
+  const sorted = inOrder ? devices : new Map(keys.sort(compareBdf).map((b) => [b, devices.get(b)!]));
   return {
     devices: sorted,
     groups,

@@ -101,3 +101,17 @@ test('scan: a virtfn link left to a removed VF is not reported as a VF', (t) => 
   assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.1']);
   assert.equal(host.devices.has('0000:02:02.2'), false);
 });
+
+test('scan: functions come out in address order even where domain widths make string order differ (VMD domains)', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, {
+    devices: [
+      { bdf: '0000:00:1f.0', id: '8086:2918', class: '060100', group: 1 },
+      { bdf: '2000:00:00.0', id: '8086:09a2', class: '060000', group: 2 },
+      { bdf: '10000:00:02.0', id: '8086:a0bc', class: '010802', group: 3 },
+    ],
+  });
+  // As strings, "10000:…" sorts before "2000:…"; as addresses domain 0x2000 comes first.
+  assert.deepEqual([...scanHost(new FsRoot(root)).devices.keys()], ['0000:00:1f.0', '2000:00:00.0', '10000:00:02.0']);
+});
