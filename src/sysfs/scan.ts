@@ -8,6 +8,8 @@ import { IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS, PROC_OSRELEASE } from './paths.
 /** Fields of a modalias: `pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00`. */
 const MODALIAS = /^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$/;
 
+const ROOT_BUS = /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/;
+
 /** `0x10de` → `10de`; null when missing or malformed. */
 function hexAttr(value: string | undefined, digits: number): string | null {
   if (value === undefined) return null;
@@ -64,7 +66,8 @@ interface Known {
 function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice {
   const segments = dir.split('/');
   const parentName = segments[segments.length - 2] ?? '';
-  const rootBus = segments.find((s) => /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/.test(s)) ?? `pci${busOf(bdf)}`;
+  // /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; search only odd paths.
+  const rootBus = (ROOT_BUS.test(segments[3] ?? '') ? segments[3] : segments.find((s) => ROOT_BUS.test(s))) ?? `pci${busOf(bdf)}`;
   const at = (name: string) => fs.read(`${dir}/${name}`);
 
   const modalias = at('modalias') ?? null;
