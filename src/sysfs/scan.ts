@@ -50,8 +50,8 @@ function readVirtfns(fs: FsRoot, dir: string, numVfs: number | null): Bdf[] {
 }
 
 /**
- * What the scan already knows about a function before reading it: its PF (null when it is
- * known not to be a VF), and its driver (undefined: read its `driver` link).
+ * What the scan already knows about a function before reading it: its PF (null: not a VF),
+ * and its driver (undefined: read its own `driver` link).
  */
 interface Known {
   physfn: Bdf | null;
@@ -59,11 +59,11 @@ interface Known {
 }
 
 /**
- * Read one function. Missing optional attributes are null, never errors.
- * A known VF skips the SR-IOV probe (a VF has no SR-IOV capability of its own) and a known
- * non-VF the `physfn` one; without `known` everything is read from the function's directory.
+ * Read one function. Missing optional attributes are null, never errors. Its PF comes from
+ * the scan (`known`), so only a function not known as a VF is probed for SR-IOV: a VF has
+ * no SR-IOV capability of its own.
  */
-function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice {
+function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice {
   const segments = dir.split('/');
   const parentName = segments[segments.length - 2] ?? '';
   // /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; search only odd paths.
@@ -81,18 +81,13 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known?: Known): PciDevice
 
   // Header type 1 (PCI-to-PCI) and 2 (CardBus) bridges; class says so without reading config.
   const bridge = classCode.startsWith('0604') || classCode.startsWith('0609') || classCode.startsWith('0607');
-  const driver = known?.driver !== undefined ? known.driver : fs.linkName(`${dir}/driver`) ?? null;
+  const driver = known.driver !== undefined ? known.driver : fs.linkName(`${dir}/driver`) ?? null;
   const groupName = fs.linkName(`${dir}/iommu_group`);
   const iommuGroup = groupName !== undefined && /^\d+$/.test(groupName) ? Number(groupName) : null;
   const resetRaw = at('reset_method');
+  const physfn = known.physfn;
   // lstat before reading: a failing read costs an exception, more than the syscall
   // (this is the hot loop of a 4,096-function scan).
-  let physfn: Bdf | null;
-  if (known) physfn = known.physfn;
-  else {
-    const name = fs.lexists(`${dir}/physfn`) ? fs.linkName(`${dir}/physfn`) : undefined;
-    physfn = name !== undefined && isBdf(name) ? name : null;
-  }
   const totalVfs = physfn === null && fs.lexists(`${dir}/sriov_totalvfs`) ? intAttr(at('sriov_totalvfs')) : null;
   const numVfs = totalVfs === null ? null : intAttr(at('sriov_numvfs'));
   const numa = intAttr(at('numa_node'));
