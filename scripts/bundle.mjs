@@ -5,7 +5,7 @@
 //    becomes a require().
 //  - execa, ESM only and only needed by commands that run programs, is bundled apart into
 //    dist/execa.cjs and required on first use: inside the main bundle it would double the
-//    code every start-up reads and hashes.
+//    code every start-up reads and loads.
 //  - cli-table3 is CommonJS already: required from node_modules when a table is drawn.
 //  - commander gets node:child_process through scripts/lazy-child-process.cjs, and chalk
 //    no colour detection of its own (scripts/chalk-no-detect.mjs): both cost start-up time

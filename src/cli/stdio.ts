@@ -1,11 +1,9 @@
 import { fstatSync, writeSync } from 'node:fs';
 import type { Writer } from './context.js';
 
-/**
- * stdout and stderr for the real process, as plain write(2)s. process.stdout would load
- * Node's stream machinery on every start-up (2–4 ms, as much as scanning a small host)
- * to do the same thing: on Linux Node writes stdio synchronously anyway.
- */
+// stdout and stderr for the real process, as plain write(2)s. process.stdout would load
+// Node's stream machinery on every start-up (2–4 ms, as much as scanning a small host) to
+// do the same thing: on Linux Node writes stdio synchronously anyway.
 
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
@@ -23,9 +21,14 @@ export function fdWriter(fd: number, onReaderGone: () => void): Writer {
           off += writeSync(fd, buf, off, buf.length - off);
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'EAGAIN') Atomics.wait(PAUSE, 0, 0, 1);
-          else if (code === 'EPIPE') return void onReaderGone(), false;
-          else throw err;
+          if (code === 'EAGAIN') {
+            Atomics.wait(PAUSE, 0, 0, 1);
+          } else if (code === 'EPIPE') {
+            onReaderGone();
+            return false;
+          } else {
+            throw err;
+          }
         }
       }
       return true;
