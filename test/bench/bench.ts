@@ -50,6 +50,15 @@ function runOnce(c: Cmd): { wall: number; cpu: number; ok: boolean } {
   return { wall, cpu: childCpuMs() - cpu0, ok: r.status === 0 };
 }
 
+function shuffled<T>(xs: readonly T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 function measure(cmds: Cmd[], runs: number): Map<Cmd, Timing> {
   const out = new Map(cmds.map((c) => [c, { wall: [], cpu: [] } as Timing]));
   for (const c of cmds) {
@@ -57,7 +66,9 @@ function measure(cmds: Cmd[], runs: number): Map<Cmd, Timing> {
     if (!r.ok) throw new Error(`${c.label} failed: ${c.file} ${c.args.join(' ')}`);
   }
   for (let i = 0; i < runs; i++) {
-    for (const c of cmds) {
+    // A new order each round: in a fixed one, whatever runs just before a command (a big
+    // scan, a tiny C program) shifts its time, by as much as 15 ms here.
+    for (const c of shuffled(cmds)) {
       const r = runOnce(c);
       out.get(c)!.wall.push(r.wall);
       out.get(c)!.cpu.push(r.cpu);
