@@ -12,8 +12,12 @@
 //    for nothing vfioctl uses.
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve, sep } from 'node:path';
 import { build } from 'esbuild';
+
+// The marker bin/vfioctl looks for, from bin/vfioctl itself (requiring it runs nothing).
+const { ID_MARK } = createRequire(import.meta.url)('../bin/vfioctl');
 
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning' };
 
@@ -49,4 +53,4 @@ await build({
 
 // The id that ties dist/vfioctl.cjs.cache to this bundle (bin/vfioctl checks it).
 const id = createHash('sha1').update(readFileSync('dist/vfioctl.cjs')).digest('hex');
-appendFileSync('dist/vfioctl.cjs', `//# vfioctl-bundle-id=${id}\n`);
+appendFileSync('dist/vfioctl.cjs', `${ID_MARK}${id}\n`);

@@ -40,9 +40,9 @@ function deviceDir(fs: FsRoot, bdf: Bdf): string {
 }
 
 /** A PF's VFs, from its `virtfn0`…`virtfnN-1` links (N = sriov_numvfs). */
-function readVirtfns(fs: FsRoot, dir: string, numVfs: number | null): Bdf[] {
+function readVirtfns(fs: FsRoot, dir: string, numVfs: number): Bdf[] {
   const vfs: Bdf[] = [];
-  for (let i = 0; i < (numVfs ?? 0); i++) {
+  for (let i = 0; i < numVfs; i++) {
     const vf = fs.linkName(`${dir}/virtfn${i}`);
     if (vf !== undefined && isBdf(vf)) vfs.push(vf);
   }

@@ -1,6 +1,12 @@
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/main.js';
 import type { Runner } from '../../src/cli/context.js';
 import type { FsRoot } from '../../src/sysfs/fsroot.js';
+
+/** The checkout (tests run from dist/test/…) and its shipped entry point. */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(REPO, 'bin/vfioctl');
 
 export interface CliResult {
   code: number;

@@ -3,13 +3,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tempRoot } from '../helpers/tree.js';
-import { cli } from '../helpers/cli.js';
+import { BIN, REPO, cli } from '../helpers/cli.js';
 
 // The shipped entry point: bin/vfioctl loading dist/vfioctl.cjs through its code cache, run
 // as a process the way users and provisioning scripts run it.
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const LAB = path.join(REPO, 'test/fixtures/lab-switch/host');
 
 function runBin(bin: string, args: string[], env: Record<string, string> = {}) {
@@ -31,7 +29,7 @@ function installCopy(t: { after: (f: () => void) => void }): { bin: string; cach
 
 test('bin/vfioctl prints what the in-process CLI prints, through the code cache the build made', async () => {
   const direct = await cli(['groups', '--json'], LAB);
-  const r = runBin(path.join(REPO, 'bin/vfioctl'), ['--root', LAB, 'groups', '--json']);
+  const r = runBin(BIN, ['--root', LAB, 'groups', '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.cache, 'used');
   assert.equal(r.stderr, '');
@@ -40,7 +38,7 @@ test('bin/vfioctl prints what the in-process CLI prints, through the code cache 
 });
 
 test('bin/vfioctl exits with the documented code and a one-line error', () => {
-  const r = runBin(path.join(REPO, 'bin/vfioctl'), ['--root', LAB, 'show', '0000:99:00.0']);
+  const r = runBin(BIN, ['--root', LAB, 'show', '0000:99:00.0']);
   assert.equal(r.code, 3);
   assert.match(r.stderr, /^vfioctl: device 0000:99:00\.0: no such PCI device\nhint: /);
   assert.equal(r.stdout, '');

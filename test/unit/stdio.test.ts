@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tempRoot } from '../helpers/tree.js';
 import { fdWriter, isTerminal } from '../../src/cli/stdio.js';
 import { synthHost, writeHost } from '../bench/synth.js';
+import { BIN, REPO } from '../helpers/cli.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 test('fdWriter puts every byte of each text on the descriptor, multi-byte UTF-8 included', (t) => {
   const { root, cleanup } = tempRoot();
@@ -41,7 +40,7 @@ test('bin/vfioctl | head: the reader going away ends vfioctl quietly with status
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
   writeHost(root, synthHost(600));
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/vfioctl'), '--root', root, 'groups', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, '--root', root, 'groups', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const first = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
@@ -56,12 +55,12 @@ test('bin/vfioctl | head: the reader going away ends vfioctl quietly with status
 test('on a terminal (a pseudo-terminal from script(1)) groups draws the boxed table; in a pipe, plain columns', (t) => {
   if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('script(1) not installed');
   const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-  const cmd = [process.execPath, path.join(REPO, 'bin/vfioctl'), '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'].map(q).join(' ');
+  const cmd = [process.execPath, BIN, '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'].map(q).join(' ');
   const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', TERM: 'xterm' } });
   assert.equal(tty.status, 0, tty.stderr);
   assert.match(tty.stdout, /┌───────┬/);
   assert.match(tty.stdout, /│ 4 +│ no +│ 0000:00:1f\.0 │/);
-  const pipe = spawnSync(process.execPath, [path.join(REPO, 'bin/vfioctl'), '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'], { encoding: 'utf8' });
+  const pipe = spawnSync(process.execPath, [BIN, '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'], { encoding: 'utf8' });
   assert.equal(pipe.status, 0);
   assert.doesNotMatch(pipe.stdout, /┌/);
   assert.match(pipe.stdout, /^GROUP +VIABLE +DEVICE/);
