@@ -3,18 +3,9 @@ import type { ChalkInstance } from 'chalk';
 import { FsRoot } from '../sysfs/fsroot.js';
 import { makeChalk, resolveColorLevel } from './color.js';
 
-export interface RunResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
+import type { Runner, Writer } from '../ports.js';
 
-/** Runs a program with an argument array (never a shell string). Injected so tests can record. */
-export type Runner = (file: string, args: readonly string[]) => Promise<RunResult>;
-
-export interface Writer {
-  write(text: string): unknown;
-}
+export type { RunResult, Runner, Writer } from '../ports.js';
 
 /** What the outside world gives the CLI; tests pass string sinks and a fake runner. */
 export interface CliContext {
@@ -25,6 +16,8 @@ export interface CliContext {
   readonly runner: Runner;
   /** Override FsRoot construction (tests use a fake kernel). */
   readonly makeFs?: (root: string) => FsRoot;
+  /** SIGINT/SIGTERM during a change roll it back instead of killing the process (the real process). */
+  readonly catchSignals?: boolean;
   /** Standard input as text, for `apply -` and `persist -`. */
   readonly readStdin?: () => Promise<string>;
 }
@@ -43,6 +36,8 @@ export interface Session {
   readonly json: boolean;
   readonly chalk: ChalkInstance;
   readonly verbose: boolean;
+  /** Fields every JSON document of this run carries besides its own (e.g. `recovered`). */
+  readonly jsonExtras: Record<string, unknown>;
   print(text: string): void;
   printJson(doc: Record<string, unknown>): void;
   warn(text: string): void;
@@ -58,14 +53,16 @@ export function openSession(ctx: CliContext, cmd: Command): Session {
   const chalk = makeChalk(json ? 0 : resolveColorLevel(ctx.env, ctx.isTTY, opts.color));
   const errChalk = makeChalk(resolveColorLevel(ctx.env, ctx.isTTY, opts.color));
   fs.onWrite = opts.verbose ? (p, v) => void ctx.stderr.write(`write ${p} <- ${JSON.stringify(v)}\n`) : undefined;
+  const jsonExtras: Record<string, unknown> = {};
   return {
     ctx,
     fs,
+    jsonExtras,
     json,
     chalk,
     verbose: opts.verbose === true,
     print: (text) => void ctx.stdout.write(text.endsWith('\n') ? text : text + '\n'),
-    printJson: (doc) => void ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc }, null, 2) + '\n'),
+    printJson: (doc) => void ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc, ...jsonExtras }, null, 2) + '\n'),
     warn: (text) => void ctx.stderr.write(`${errChalk.yellow('warning:')} ${text}\n`),
   };
 }

@@ -219,3 +219,12 @@ export function planUnbind(input: UnbindInput): Plan {
   });
   return finish(actions);
 }
+
+/**
+ * One plan from a bind plan and a release plan (apply), with bind's all-or-nothing rule: if any
+ * device is refused, nothing is attempted.
+ */
+export function mergePlans(plans: readonly Plan[]): Plan {
+  const all = plans.flatMap((p) => p.actions).sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
+  return finish(all);
+}

@@ -1,3 +1,4 @@
+import type { Step } from '../exec/steps.js';
 import type { PciDevice } from '../model/types.js';
 
 /**
@@ -42,4 +43,11 @@ export function planVfs(pf: PciDevice, count: number, bind: boolean, autoprobe: 
     if (flip) steps.push({ op: 'autoprobe', value: 1 });
   }
   return { steps, destroys: current > 0 ? [...pf.virtfns] : [], refusal: null };
+}
+
+/** The executor steps of a VF plan, split where the new VFs get bound: autoprobe goes back on last. */
+export function vfsSteps(pf: string, plan: VfPlan): { create: Step[]; finish: Step[] } {
+  const toStep = (st: VfStep): Step => (st.op === 'numvfs' ? { op: 'numvfs', pf, value: st.value } : { op: 'autoprobe', pf, value: st.value });
+  const isRestore = (st: VfStep) => st.op === 'autoprobe' && st.value === 1;
+  return { create: plan.steps.filter((st) => !isRestore(st)).map(toStep), finish: plan.steps.filter(isRestore).map(toStep) };
 }

@@ -203,8 +203,19 @@ export class FsRoot {
     fs.rmSync(this.abs(p), { force: true });
   }
 
-  mkdirp(p: string): void {
-    fs.mkdirSync(this.abs(p), { recursive: true });
+  mkdirp(p: string, mode?: number): void {
+    fs.mkdirSync(this.abs(p), { recursive: true, ...(mode === undefined ? {} : { mode }) });
+  }
+
+  /** The path itself (links not followed): kind, owner, permission bits, size; undefined when missing. */
+  lstatInfo(p: string): { kind: 'file' | 'dir' | 'link' | 'other'; uid: number; mode: number; size: number } | undefined {
+    try {
+      const st = fs.lstatSync(this.abs(p));
+      const kind = st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+      return { kind, uid: st.uid, mode: st.mode & 0o7777, size: st.size };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Create or replace a symbolic link at `p` pointing to `target` (systemd .wants links). */

@@ -1,4 +1,6 @@
 import type { FsRoot } from './fsroot.js';
+import { usageError } from '../errors.js';
+import { driverNameProblem, quoteShort } from '../model/names.js';
 import { driverPath, moduleDriversPath, modulesAliasPath } from './paths.js';
 import { normalizeModuleName, parseVfioAliases, type VfioAlias } from '../plan/variant.js';
 
@@ -76,4 +78,14 @@ export function resolveDriverName(fs: FsRoot, name: string, aliases: readonly Vf
   if (knownByDriver) return { driver: name, module: knownByDriver, registered: false };
   if (aliases?.some((a) => a.module === module) || known) return { driver: known ?? module, module, registered: false };
   return undefined;
+}
+
+/**
+ * A driver name given in an option (--variant, --to, --bind), checked before anything uses it:
+ * a name that cannot be a driver is a usage error naming the option (exit 2).
+ */
+export function checkDriverOption(value: string, option: string): string {
+  const problem = driverNameProblem(value);
+  if (problem !== null) throw usageError(`${option} ${quoteShort(value)}`, `${problem}: not a driver or module name`, 'name a driver as listed in /sys/bus/pci/drivers or a module such as vfio-pci');
+  return value;
 }

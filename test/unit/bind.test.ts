@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { buildTree, tempRoot } from '../helpers/tree.js';
 import { recordingRunner } from '../helpers/cli.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
@@ -20,7 +21,7 @@ test('bind to vfio-pci: JSON contract, kernel sequence (golden write log), state
   const doc = r.json();
   assert.deepEqual(doc, {
     schemaVersion: 1, dryRun: false, changed: true,
-    actions: [{ bdf: '0000:01:00.0', from: 'e1000e', to: 'vfio-pci', status: 'bound', reason: null, warnings: ['interface eth0 is up'] }],
+    actions: [{ bdf: '0000:01:00.0', from: 'e1000e', to: 'vfio-pci', status: 'bound', code: null, reason: null, warnings: ['interface eth0 is up'] }],
   });
   assert.deepEqual(kernel.log, [
     '/sys/bus/pci/devices/0000:01:00.0/driver_override <- "vfio-pci\\n": OK',
@@ -30,7 +31,7 @@ test('bind to vfio-pci: JSON contract, kernel sequence (golden write log), state
   assert.deepEqual(at('0000:01:00.0'), { driver: 'vfio-pci', override: 'vfio-pci', vfioDev: true });
   assert.ok(fs.existsSync(path.join(root, 'dev/vfio/2')));
   assert.equal(record('0000:01:00.0').driver, 'e1000e');
-  assert.ok(!fs.existsSync(path.join(root, 'run/lock/vfioctl.lock')), 'lock released');
+  assert.ok(!fs.existsSync(path.join(root, 'run/vfioctl/lock.holder')), 'lock released');
 
   // Idempotent: a second identical run writes nothing and says so.
   const again = await run('bind', '01:00.0', '--variant', 'vfio-pci', '--json');
@@ -162,7 +163,7 @@ test('already on vfio-pci: unchanged, exit 0 (auto does not switch a vfio device
   assert.equal(auto.json().changed, false);
   const r = await run('bind', '00:05.0', '--variant', 'vfio-pci', '--json');
   assert.equal(r.code, 0);
-  assert.deepEqual(r.json().actions[0], { bdf: '0000:00:05.0', from: 'vfio-pci', to: 'vfio-pci', status: 'unchanged', reason: 'already bound to vfio-pci', warnings: [] });
+  assert.deepEqual(r.json().actions[0], { bdf: '0000:00:05.0', from: 'vfio-pci', to: 'vfio-pci', status: 'unchanged', code: null, reason: 'already bound to vfio-pci', warnings: [] });
   assert.equal(kernel.writes.length, 0);
 });
 
@@ -256,19 +257,49 @@ test('drivers_probe that binds nothing is a failure, found by the read-back', as
   assert.equal(r.json().changed, false);
 });
 
-test('lock: a live holder makes a change fail (exit 1) without writing; a stale lock is taken over', async (t) => {
+test('lock: a held flock makes a change fail (exit 1) without writing; a dead holder or junk in the file blocks nothing', async (t) => {
   const { root, run, kernel } = lab(t);
-  fs.mkdirSync(path.join(root, 'run/lock'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'run/lock/vfioctl.lock'), `${process.pid}\n`);
+  // Another vfioctl holds the lock: flock(1) stands in for it, as vfioctl holds it the same way.
+  fs.mkdirSync(path.join(root, 'run/vfioctl'), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(root, 'run/vfioctl/lock.holder'), '4242\n');
+  const holder = spawn('flock', ['--close', '--', path.join(root, 'run/vfioctl/lock'), 'sleep', '30'], { stdio: 'ignore' });
+  t.after(() => holder.kill('SIGKILL'));
+  for (let i = 0; i < 100 && !fs.existsSync(path.join(root, 'run/vfioctl/lock')); i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
   const r = await run('bind', '01:00.0', '--variant', 'vfio-pci');
   assert.equal(r.code, 1);
-  assert.match(r.stderr, new RegExp(`another vfioctl \\(pid ${process.pid}\\)`));
+  assert.match(r.stderr, /another vfioctl \(pid 4242\) is changing device bindings/);
   assert.equal(kernel.writes.length, 0);
   // Dry runs change nothing and need no lock.
   assert.equal((await run('bind', '01:00.0', '--dry-run')).code, 0);
-  fs.writeFileSync(path.join(root, 'run/lock/vfioctl.lock'), '2147483646\n');
-  const stale = await run('bind', '01:00.0', '--variant', 'vfio-pci');
-  assert.equal(stale.code, 0, stale.stderr);
+  // The holder dies (SIGKILL): the kernel drops its lock; a stale pid and junk in the file do not matter.
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  fs.writeFileSync(path.join(root, 'run/vfioctl/lock'), '1\njunk\n');
+  const after = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  assert.equal(after.code, 0, after.stderr);
+});
+
+test('lock: a directory at the lock path, a symlinked or foreign state directory are errors naming the path (exit 1)', async (t) => {
+  const { root, run, kernel } = lab(t);
+  fs.mkdirSync(path.join(root, 'run/vfioctl/lock'), { recursive: true });
+  fs.chmodSync(path.join(root, 'run/vfioctl'), 0o700);
+  const dir = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  assert.equal(dir.code, 1);
+  assert.match(dir.stderr, /\/run\/vfioctl\/lock: is a directory, not a lock file/);
+  fs.rmSync(path.join(root, 'run/vfioctl'), { recursive: true });
+  const elsewhere = fs.mkdtempSync(path.join(root, 'x'));
+  fs.symlinkSync(elsewhere, path.join(root, 'run/vfioctl'));
+  const link = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  assert.equal(link.code, 1);
+  assert.match(link.stderr, /\/run\/vfioctl: is a symbolic link/);
+  fs.rmSync(path.join(root, 'run/vfioctl'));
+  fs.mkdirSync(path.join(root, 'run/vfioctl'), { mode: 0o777 });
+  fs.chmodSync(path.join(root, 'run/vfioctl'), 0o777);
+  const open = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  assert.equal(open.code, 1);
+  assert.match(open.stderr, /\/run\/vfioctl: is writable by others/);
+  assert.equal(kernel.writes.length, 0);
 });
 
 test('a driver that is not registered under --root is not modprobed: clear failure, nothing written', async (t) => {
@@ -289,7 +320,7 @@ test('binder: modprobe through the runner with an argument array, then the drive
   buildTree(root, spec);
   const kernel = new FakeKernel(root, spec);
   const { runner, calls } = recordingRunner((file, args) => {
-    if (file === 'modprobe' && args[0] === 'vfio_pci') kernel.loadModule('vfio_pci', 'vfio-pci');
+    if (file === 'modprobe' && args.at(-1) === 'vfio_pci') kernel.loadModule('vfio_pci', 'vfio-pci');
     return { exitCode: 0 };
   });
   const host = scanHost(kernel);
@@ -299,15 +330,15 @@ test('binder: modprobe through the runner with an argument array, then the drive
     uses: new Map(), noiommu: false, vfioDrivers: new Set(),
   });
   assert.equal(plan.actions[0]!.needsLoad, true);
-  const res = await new Binder({ fs: kernel, runner, allowModprobe: true }).apply(plan);
-  assert.deepEqual(calls, [{ file: 'modprobe', args: ['vfio_pci'] }]);
+  const res = await new Binder({ fs: kernel, runner, allowModprobe: true, exec: { command: 'test' } }).apply(plan);
+  assert.deepEqual(calls, [{ file: 'modprobe', args: ['--', 'vfio_pci'] }]);
   assert.equal(res.exitCode, 0);
   assert.equal(res.actions[0]!.status, 'bound');
   // A failing modprobe changes nothing.
   const { runner: failing } = recordingRunner(() => ({ exitCode: 1, stderr: "modprobe: FATAL: Module nosuch not found" }));
   const plan2 = { ...plan, actions: [{ ...plan.actions[0]!, to: 'nosuch', module: 'nosuch' }] };
   const before = kernel.writes.length;
-  const res2 = await new Binder({ fs: kernel, runner: failing, allowModprobe: true }).apply(plan2);
+  const res2 = await new Binder({ fs: kernel, runner: failing, allowModprobe: true, exec: { command: 'test' } }).apply(plan2);
   assert.equal(res2.actions[0]!.status, 'failed');
   assert.match(res2.actions[0]!.reason!, /modprobe nosuch failed \(exit 1\): modprobe: FATAL/);
   assert.equal(kernel.writes.length, before);

@@ -15,7 +15,7 @@ test('bind then unbind: back to the recorded host driver, override cleared, reco
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(r.json(), {
     schemaVersion: 1, dryRun: false, changed: true,
-    actions: [{ bdf: '0000:01:00.0', from: 'vfio-pci', to: 'e1000e', status: 'unbound', reason: null, warnings: [] }],
+    actions: [{ bdf: '0000:01:00.0', from: 'vfio-pci', to: 'e1000e', status: 'unbound', code: null, reason: null, warnings: [] }],
   });
   assert.deepEqual(kernel.log, [
     '/sys/bus/pci/devices/0000:01:00.0/driver_override <- "\\n": OK',

@@ -153,7 +153,7 @@ test('vfs --bind: when a new VF cannot be bound, the VFs are removed again (coun
   kernel.failNext({ path: /drivers_probe$/, errno: 'EINVAL' });
   const r = await vfioctl('vfs', PF, '--count', '2', '--bind', 'vfio-pci', '--json');
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /could not be bound: .*put back to 0 VF\(s\)/);
+  assert.match(r.stderr, /drivers_probe: invalid argument.*put back to 0 VF\(s\) with autoprobe/);
   assert.deepEqual(kernel.numvfsWrites, ['2', '0'], 'created, then removed');
   assert.equal(attr(PF, 'sriov_numvfs'), '0');
   assert.equal(attr(PF, 'sriov_drivers_autoprobe'), '1');

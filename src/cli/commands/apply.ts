@@ -2,35 +2,22 @@ import type { Command } from 'commander';
 import { readRecord } from '../../apply/state.js';
 import { usageError } from '../../errors.js';
 import type { Bdf } from '../../model/address.js';
-import { deviceOf, groupOf, isVfioBound } from '../../model/host.js';
-import { planBind, planUnbind, type DriverChoice, type Plan, type PlannedAction } from '../../plan/bind-plan.js';
+import { deviceOf, isVfioBound } from '../../model/host.js';
+import { mergePlans, planBind, planUnbind, type DriverChoice } from '../../plan/bind-plan.js';
 import { formatDesiredState, parseDesiredState } from '../../provision/desired-state.js';
 import { readDesiredInput } from '../../provision/read-input.js';
 import { resolveTargets } from '../../provision/resolve.js';
-import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
-import { readVfioAliases } from '../../sysfs/modules.js';
+import { chooseDrivers, groupPeers, hostUses, noiommuEnabled, vfioAliases, vfioFamilyDrivers } from '../../sysfs/bind-facts.js';
 import { scanHost } from '../../sysfs/scan.js';
+import { withChange } from '../change.js';
 import { openSession, type CliContext } from '../context.js';
-import { chooseDrivers, makeBinder, noiommuEnabled, runPlan, vfioFamilyDrivers, withLock } from './bind.js';
+import { runPlan } from '../run-plan.js';
 import { runPersist } from './persist.js';
 
 interface ApplyOptions {
   dryRun?: boolean;
   export?: boolean;
   persist?: boolean;
-}
-
-/**
- * One plan from a bind plan and a release plan, with bind's all-or-nothing rule: if any
- * device is refused, nothing is attempted.
- */
-export function mergePlans(plans: readonly Plan[]): Plan {
-  const all = plans.flatMap((p) => p.actions).sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
-  const refused = all.some((a) => a.kind === 'refused');
-  const actions: PlannedAction[] = refused
-    ? all.map((a) => (a.kind === 'bind' || a.kind === 'release' ? { ...a, kind: 'unchanged' as const, refusal: 'not-attempted' as const, reason: 'not attempted: another device was refused' } : a))
-    : all;
-  return { actions, refused, changes: !refused && actions.some((a) => a.kind === 'bind' || a.kind === 'release') };
 }
 
 export function registerApply(program: Command, ctx: CliContext): void {
@@ -47,7 +34,7 @@ export function registerApply(program: Command, ctx: CliContext): void {
       if (opts.export) {
         if (file !== undefined || opts.persist) throw usageError('apply --export', 'takes no FILE and no --persist');
         const host = scanHost(s.fs);
-        const vfioDrivers = vfioFamilyDrivers(s.fs, host, readVfioAliases(s.fs, host.kernelRelease).aliases);
+        const vfioDrivers = vfioFamilyDrivers(s.fs, host, vfioAliases(s.fs, host));
         const bound = [...host.devices.values()].filter((d) => isVfioBound(d) || (d.driver !== null && vfioDrivers.has(d.driver)));
         s.ctx.stdout.write(formatDesiredState(bound.map((d) => ({ match: d.bdf, driver: d.driver ?? 'vfio-pci' }))));
         return;
@@ -57,47 +44,42 @@ export function registerApply(program: Command, ctx: CliContext): void {
       const state = parseDesiredState(input.text, input.source);
       const dryRun = opts.dryRun === true;
 
-      await withLock(s, dryRun, async () => {
+      await withChange(s, dryRun, async () => {
         const host = scanHost(s.fs);
         const { targets, warnings } = resolveTargets(s.fs, host, state.devices, input.source);
         for (const w of warnings) s.warn(w);
-        const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
+        const aliases = vfioAliases(s.fs, host);
         const vfioDrivers = vfioFamilyDrivers(s.fs, host, aliases);
-
         const toVfio = targets.filter((t) => t.driver !== 'host');
         const toHost = targets.filter((t) => t.driver === 'host').map((t) => t.bdf);
         const choices = new Map<Bdf, DriverChoice>();
         for (const variant of new Set(toVfio.map((t) => t.driver))) {
-          const bdfs = toVfio.filter((t) => t.driver === variant).map((t) => t.bdf);
-          for (const [b, c] of chooseDrivers(s.fs, host, aliases, variant, bdfs, [])) choices.set(b, c);
+          for (const [b, c] of chooseDrivers(s.fs, host, aliases, variant, toVfio.filter((t) => t.driver === variant).map((t) => t.bdf), [])) choices.set(b, c);
         }
-        const peers = [...new Set(targets.map((t) => deviceOf(host, t.bdf).iommuGroup))].flatMap((g) => (g === null ? [] : groupOf(host, g)?.devices ?? []));
-        const check = hostUseChecker(s.fs, host);
-        const uses = new Map<Bdf, HostUse[]>([...new Set([...targets.map((t) => t.bdf), ...peers])].map((b) => [b, check(b)]));
+        const uses = hostUses(s.fs, host, [...targets.map((t) => t.bdf), ...groupPeers(host, targets.map((t) => t.bdf))]);
         const records = new Map<Bdf, { driver: string | null; module: string | null }>();
         for (const b of toHost) {
-          const rec = readRecord(s.fs, b);
+          const rec = readRecord(s.fs, b, s.warn);
           if (rec) records.set(b, rec);
         }
         const plan = mergePlans([
           planBind({
-            host,
-            selected: toVfio.map((t) => t.bdf),
-            explicit: new Set(toVfio.filter((t) => !/^group:/.test(t.entry.match)).map((t) => t.bdf)),
-            group: false,
-            force: false,
-            choices,
-            uses,
-            noiommu: noiommuEnabled(s.fs),
-            vfioDrivers,
+            host, selected: toVfio.map((t) => t.bdf), explicit: new Set(toVfio.filter((t) => !/^group:/.test(t.entry.match)).map((t) => t.bdf)),
+            group: false, force: false, choices, uses, noiommu: noiommuEnabled(s.fs), vfioDrivers,
           }),
           planUnbind({ host, selected: toHost, force: false, to: null, records, uses, vfioDrivers }),
         ]);
-        await runPlan(s, plan, dryRun, 'apply', () => makeBinder(s));
+        await runPlan(s, plan, dryRun, `apply ${input.source}`.slice(0, 200), (refused) => {
+          // apply has no --group or --force: the file is what changes.
+          const groups = [...new Set(refused.filter((a) => a.code === 'group').map((a) => deviceOf(host, a.bdf).iommuGroup))];
+          const tips = groups.map((g) => `add {"match":"group:${g}","driver":"vfio-pci"} to ${input.source} to hand over all of IOMMU group ${g}`);
+          if (refused.some((a) => a.code !== 'group')) tips.push(`remove or change the refused entries in ${input.source} (each action's reason says why)`);
+          return tips.join('; ');
+        });
       });
 
       if (opts.persist) {
-        const r = await runPersist(s, state, input.source, { dryRun }, !s.json);
+        const r = await withChange(s, dryRun, () => runPersist(s, state, input.source, { dryRun }, !s.json));
         if (s.json) {
           for (const w of r.warnings) s.warn(w);
           for (const f of r.files) s.ctx.stderr.write(`persist: ${dryRun && f.action !== 'unchanged' ? `would ${f.action}` : f.action} ${f.path}\n`);

@@ -7,7 +7,10 @@ import { RULE_PATH, UNIT_PATH, UNIT_WANTS_LINK, DESIRED_PATH } from '../../provi
 import { readDesiredInput } from '../../provision/read-input.js';
 import { readVfioAliases } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
-import { errnoMeaning, errnoOf, exitCodeForErrno } from '../../errors.js';
+import { execute } from '../../exec/executor.js';
+import type { Step } from '../../exec/steps.js';
+import { execOptions, withChange } from '../change.js';
+import { rollbackJson } from '../render/bind.js';
 import { openSession, type CliContext, type Session } from '../context.js';
 
 interface PersistOptions {
@@ -19,11 +22,6 @@ interface PersistOptions {
 export function execWords(env: Record<string, string | undefined>): string[] {
   const exec = env.VFIOCTL_EXEC?.trim();
   return exec && exec.startsWith('/') ? [exec] : ['/usr/bin/env', 'vfioctl'];
-}
-
-function fileError(what: string, p: string, err: unknown): VfioctlError {
-  const code = errnoOf(err);
-  return new VfioctlError(exitCodeForErrno(code), `cannot ${what} ${p}`, errnoMeaning(code), code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'run as root, on a writable /etc' : undefined, { cause: err });
 }
 
 /**
@@ -45,17 +43,15 @@ export async function runPersist(s: Session, state: DesiredState | null, source:
   const diff = diffFiles(s.fs, files, opts.remove === true);
   const changed = diff.some((d) => d.action !== 'unchanged' && d.action !== 'absent');
   if (!opts.dryRun) {
-    for (const { file, action } of diff) {
-      try {
-        if (action === 'remove') s.fs.removeFile(file.path);
-        else if (action === 'create' || action === 'replace') {
-          if (file.content === null) s.fs.symlink(file.link!, file.path);
-          else s.fs.writeFileAtomic(file.path, file.content, 0o644);
-        }
-      } catch (err) {
-        if (err instanceof VfioctlError) throw err;
-        throw fileError(action === 'remove' ? 'remove' : 'write', file.path, err);
-      }
+    // The whole set of files or none of it: the executor keeps each file's old content for undo.
+    const steps: Step[] = diff.filter((d) => d.action === 'create' || d.action === 'replace' || d.action === 'remove').map(({ file, action }) => ({
+      op: 'file', path: file.path, content: action === 'remove' ? null : file.content, link: action === 'remove' ? null : file.link ?? null, mode: 0o644,
+    }));
+    const r = steps.length === 0 ? null : await execute({ ...execOptions(s, opts.remove ? 'persist --remove' : `persist ${source}`), fs: s.fs }, (tx) => tx.run(steps));
+    if (r && !r.ok) {
+      if (s.json && print) s.printJson({ changed: !r.rolledBack, dryRun: false, remove: opts.remove === true, files: diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content })), rollback: rollbackJson(r.subjects) });
+      throw new VfioctlError(r.exitCode as 1, opts.remove ? 'persist --remove' : 'persist', r.message,
+        r.rolledBack ? 'every file was put back as it was; run as root, on a writable /etc' : `NOT put back: ${r.subjects.filter((x) => x.status === 'rollback-failed').map((x) => `${x.id} (fix: ${x.fix})`).join('; ')}`);
     }
     // Only the live system's managers are told; under --root there is nothing running to reload.
     if (changed && s.fs.root === '/') {
@@ -102,6 +98,6 @@ export function registerPersist(program: Command, ctx: CliContext): void {
         state = parseDesiredState(input.text, input.source);
         source = input.source;
       }
-      await runPersist(s, state, source, opts);
+      await withChange(s, opts.dryRun === true, () => runPersist(s, state, source, opts));
     });
 }

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { readRecord } from '../../apply/state.js';
-import { notFound } from '../../errors.js';
 import type { Bdf } from '../../model/address.js';
 import { planUnbind } from '../../plan/bind-plan.js';
-import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
-import { readVfioAliases, resolveDriverName } from '../../sysfs/modules.js';
+import { hostUses, namedDriver, selectDevices, vfioAliases, vfioFamilyDrivers } from '../../sysfs/bind-facts.js';
+import { checkDriverOption } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
+import { withChange } from '../change.js';
 import { openSession, type CliContext } from '../context.js';
-import { makeBinder, runPlan, selectDevices, vfioFamilyDrivers, withLock } from './bind.js';
+import { runPlan } from '../run-plan.js';
 
 interface UnbindOptions {
   to?: string;
@@ -26,29 +26,23 @@ export function registerUnbind(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (selectors: string[], opts: UnbindOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
+      const toName = opts.to === undefined ? undefined : checkDriverOption(opts.to.trim(), '--to');
       const dryRun = opts.dryRun === true;
-      await withLock(s, dryRun, async () => {
+      await withChange(s, dryRun, async () => {
         const host = scanHost(s.fs);
         const picked = selectDevices(s.fs, host, selectors);
         // group:N brings its bridges along; they never have vfio drivers, so leave them out.
         const selected = picked.selected.filter((b) => picked.explicit.has(b) || !host.devices.get(b)?.bridge);
-        const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
-        let to: { driver: string; module: string | null } | null = null;
-        if (opts.to !== undefined) {
-          const r = resolveDriverName(s.fs, opts.to.trim(), aliases);
-          if (!r) throw notFound(`driver "${opts.to}"`, 'no such driver or module is registered or loaded', 'load its module, or leave out --to to let the kernel choose');
-          to = { driver: r.driver, module: r.module };
-        }
+        const aliases = vfioAliases(s.fs, host);
+        const to = toName === undefined ? null : namedDriver(s.fs, aliases, toName);
         const records = new Map<Bdf, { driver: string | null; module: string | null }>();
-        const uses = new Map<Bdf, HostUse[]>();
-        const check = hostUseChecker(s.fs, host);
         for (const b of selected) {
-          const rec = readRecord(s.fs, b);
+          const rec = readRecord(s.fs, b, s.warn);
           if (rec) records.set(b, rec);
-          uses.set(b, check(b));
         }
-        const plan = planUnbind({ host, selected, force: opts.force === true, to, records, uses, vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases) });
-        await runPlan(s, plan, dryRun, 'unbind', () => makeBinder(s));
+        const plan = planUnbind({ host, selected, force: opts.force === true, to, records, uses: hostUses(s.fs, host, selected), vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases) });
+        await runPlan(s, plan, dryRun, `unbind ${selectors.join(' ')}`.slice(0, 200),
+          () => 'a VFIO user (a VM) has the device open: stop it first, or --force to unbind anyway (the write then waits until it closes)');
       });
     });
 }

@@ -1,9 +1,21 @@
 import type { ChalkInstance } from 'chalk';
 import type { ActionResult } from '../../apply/binder.js';
+import type { SubjectOutcome } from '../../exec/executor.js';
 
-/** One action of `bind`/`unbind` JSON (schemaVersion 1): bdf, from, to, status, reason (+ warnings). */
+/**
+ * One action of `bind`/`unbind` JSON (schemaVersion 1): bdf, from, to, status, reason (+ warnings);
+ * `code` is a stable word for a refusal or failure (null when fine).
+ */
 export function actionJson(a: ActionResult) {
-  return { bdf: a.bdf, from: a.from, to: a.to, status: a.status, reason: a.reason, warnings: [...a.warnings] };
+  return { bdf: a.bdf, from: a.from, to: a.to, status: a.status, code: a.code, reason: a.reason, warnings: [...a.warnings] };
+}
+
+/** After a failed change: every subject the run touched, and whether it was put back. */
+export function rollbackJson(subjects: readonly SubjectOutcome[]) {
+  return {
+    complete: subjects.every((x) => x.status === 'rolled-back'),
+    subjects: subjects.map((x) => ({ kind: x.kind, id: x.id, status: x.status, left: x.left, fix: x.fix })),
+  };
 }
 
 export function bindDocument(dryRun: boolean, changed: boolean, actions: readonly ActionResult[]) {
