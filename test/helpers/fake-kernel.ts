@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { FsRoot } from '../../src/sysfs/fsroot.js';
 import { VfioctlError, errnoMeaning, exitCodeForErrno } from '../../src/errors.js';
 import { KNOWN_VARIANTS } from '../../src/model/drivers.js';
-import { addDriver, type TreeSpec } from './tree.js';
+import { addDevices, addDriver, type DevSpec, type TreeSpec } from './tree.js';
 
 /**
  * An FsRoot whose writes act like the kernel's on a tree made by buildTree (kernel.md §3):
@@ -11,7 +11,11 @@ import { addDriver, type TreeSpec } from './tree.js';
  * and EBUSY rules; drivers_probe binds the overridden driver whatever its id table says
  * (§11 (d)), otherwise the first driver whose non-override-only table matches, and succeeds
  * even when nothing binds; vfio drivers never autoprobe, refuse bridges (EINVAL) and create
- * vfio-dev/vfioX and /dev/vfio/N. Failures can be injected per path.
+ * vfio-dev/vfioX and /dev/vfio/N. SR-IOV (§9): sriov_numvfs with its ERANGE/ENOENT/EBUSY
+ * rules creates VFs (each in a new group) that probe only while the PF's
+ * sriov_drivers_autoprobe is 1 or they have an override; vfio drivers refuse a PF with VFs
+ * (EBUSY). A late module load binds every unbound device whose override names its driver
+ * (§3.4). Failures can be injected per path.
  */
 export interface FakeKernelOptions {
   /** driver → `vvvv:dddd` ids its static table matches (non-override-only). Each device's initial host driver matches it by default. */
@@ -20,6 +24,10 @@ export interface FakeKernelOptions {
   vfioDrivers?: string[];
   /** noiommu mode: vfio binds devices without a group. */
   noiommu?: boolean;
+  /** vfio_pci.enable_sriov=1: a vfio-pci PF may create VFs. */
+  vfioSriov?: boolean;
+  /** Device id of created VFs (`vvvv:dddd`); default the PF's. */
+  vfId?: string;
 }
 
 export class FakeKernelBlocked extends Error {}
@@ -35,8 +43,11 @@ export class FakeKernel extends FsRoot {
   private nextVfioDev = 0;
   private readonly failAtIndex = new Map<number, string>();
 
+  private readonly spec: TreeSpec;
+
   constructor(root: string, spec: TreeSpec, private readonly opts: FakeKernelOptions = {}) {
     super(root);
+    this.spec = { ...spec, devices: [...spec.devices] };
     for (const d of spec.devices) {
       if (d.driver && !d.vfioDev && d.driver !== 'vfio-pci' && !KNOWN_VARIANTS.has(d.driver)) this.table(d.driver).add(d.id);
       if (d.vfioDev) this.vfio.add(d.driver ?? 'vfio-pci');
@@ -76,9 +87,19 @@ export class FakeKernel extends FsRoot {
     return this;
   }
 
+  /** The VFIO user closes the device again. */
+  closeDevice(bdf: string): this {
+    this.open.delete(bdf);
+    fs.writeFileSync(path.join(this.dir(bdf), 'enable'), '0\n');
+    return this;
+  }
+
   /** What modprobe does: the module registers its driver. */
   loadModule(module: string, driver = module): void {
     addDriver(this.root, driver, module);
+    for (const bdf of fs.readdirSync(this.abs('/sys/bus/pci/devices')).sort()) {
+      if (this.driverOf(bdf) === null && this.overrideOf(bdf) === driver) this.tryBind(bdf, driver);
+    }
   }
 
   // --- tree access (host paths) ---
@@ -123,6 +144,82 @@ export class FakeKernel extends FsRoot {
     return this.vfio.has(driver);
   }
 
+  private numVfs(bdf: string): number {
+    try {
+      return Number(fs.readFileSync(path.join(this.dir(bdf), 'sriov_numvfs'), 'latin1').trim()) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** pci_device_can_probe(): a VF probes only while its PF autoprobes, or with an override. */
+  private canProbe(bdf: string): boolean {
+    let pf: string;
+    try {
+      pf = fs.realpathSync(path.join(this.dir(bdf), 'physfn'));
+    } catch {
+      return true;
+    }
+    return this.overrideOf(bdf) !== null || fs.readFileSync(path.join(pf, 'sriov_drivers_autoprobe'), 'latin1').trim() === '1';
+  }
+
+  /** sriov_numvfs_store(): returns an errno or null. */
+  private setNumVfs(pf: string, value: string): string | null {
+    const dir = this.dir(pf);
+    if (!/^\d+$/.test(value.trim())) return 'EINVAL';
+    const n = Number(value.trim());
+    const total = Number(fs.readFileSync(path.join(dir, 'sriov_totalvfs'), 'latin1').trim());
+    const cur = this.numVfs(pf);
+    if (n > total) return 'ERANGE';
+    const drv = this.driverOf(pf);
+    if (drv === null || (this.vfio.has(drv) && !this.opts.vfioSriov)) return 'ENOENT';
+    if (n === cur) return null;
+    if (n !== 0 && cur !== 0) return 'EBUSY';
+    if (n === 0) {
+      for (const vf of this.spec.devices.filter((d) => d.physfn === pf)) {
+        if (this.open.has(vf.bdf)) return 'BLOCKED';
+      }
+      for (const vf of this.spec.devices.filter((d) => d.physfn === pf)) this.removeVf(vf);
+      this.spec.devices = this.spec.devices.filter((d) => d.physfn !== pf);
+      fs.writeFileSync(path.join(dir, 'sriov_numvfs'), '0\n');
+      return null;
+    }
+    const pfSpec = this.spec.devices.find((d) => d.bdf === pf)!;
+    const groups = fs.readdirSync(this.abs('/sys/kernel/iommu_groups')).map(Number).filter(Number.isInteger);
+    let nextGroup = Math.max(0, ...groups) + 1;
+    const [bus, devfn] = [parseInt(pf.slice(5, 7), 16), parseInt(pf.slice(8, 10), 16) * 8 + Number(pf.slice(11))];
+    const vfId = this.opts.vfId ?? pfSpec.id;
+    const vfs: DevSpec[] = Array.from({ length: n }, (_, i) => {
+      const rid = bus * 256 + devfn + 1 + i;
+      const vbus = (rid >> 8).toString(16).padStart(2, '0');
+      const vdev = ((rid & 0xff) >> 3).toString(16).padStart(2, '0');
+      return { bdf: `${pf.slice(0, 5)}${vbus}:${vdev}.${rid & 7}`, parent: pfSpec.parent ?? null, id: vfId, class: pfSpec.class, physfn: pf, group: nextGroup++ };
+    });
+    this.spec.devices.push(...vfs);
+    addDevices(this.root, this.spec, vfs);
+    fs.writeFileSync(path.join(dir, 'sriov_numvfs'), `${n}\n`);
+    // New VFs probe their host driver when autoprobe allows (pci_device_can_probe()).
+    for (const vf of vfs) this.probe(vf.bdf);
+    return null;
+  }
+
+  private removeVf(vf: DevSpec): void {
+    const dir = this.dir(vf.bdf);
+    const drv = this.driverOf(vf.bdf);
+    if (drv) fs.rmSync(this.abs(`/sys/bus/pci/drivers/${drv}/${vf.bdf}`), { force: true });
+    const group = this.groupOf(vf.bdf);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(this.abs(`/sys/bus/pci/devices/${vf.bdf}`), { force: true });
+    const pfDir = this.dir(vf.physfn!);
+    for (const l of fs.readdirSync(pfDir).filter((x) => /^virtfn\d+$/.test(x))) {
+      if (path.basename(fs.readlinkSync(path.join(pfDir, l))) === vf.bdf) fs.rmSync(path.join(pfDir, l));
+    }
+    if (group !== null) {
+      fs.rmSync(this.abs(`/sys/kernel/iommu_groups/${group}`), { recursive: true, force: true });
+      fs.rmSync(this.abs(`/dev/vfio/${group}`), { force: true });
+    }
+  }
+
   /** pci_match_device(): the override decides alone when set (§3.2). */
   private matches(driver: string, bdf: string): boolean {
     const override = this.overrideOf(bdf);
@@ -138,7 +235,9 @@ export class FakeKernel extends FsRoot {
     const group = this.groupOf(bdf);
     const vfio = this.vfio.has(driver);
     if (!vfio && group !== null && this.groupMembers(group).some((m) => this.open.has(m))) return 'EBUSY'; // dma_configure: VFIO owns the group
+    if (!this.canProbe(bdf)) return 'ENODEV';
     if (vfio && this.isBridge(bdf)) return 'EINVAL';
+    if (vfio && this.numVfs(bdf) > 0) return 'EBUSY'; // vfio-pci refuses a PF with VFs
     if (vfio && group === null && !this.opts.noiommu) return 'EINVAL';
     const err = this.probeErrors.get(driver);
     if (err) return err;
@@ -228,6 +327,12 @@ export class FakeKernel extends FsRoot {
       }
     } else if (p === '/sys/bus/pci/drivers_probe') {
       err = this.probe(bdf);
+    } else if ((m = /^\/sys\/bus\/pci\/devices\/([^/]+)\/sriov_numvfs$/.exec(p))) {
+      err = this.setNumVfs(m[1]!, value);
+      if (err === 'BLOCKED') {
+        this.log.push(`${entry}: BLOCKED`);
+        throw new FakeKernelBlocked(`sriov_numvfs 0 on ${m[1]} would block: a VFIO user has a VF open`);
+      }
     } else {
       this.log.push(`${entry}: OK (plain file)`);
       this.writes.pop(); // super.write logs it again

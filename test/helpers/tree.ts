@@ -107,58 +107,7 @@ export function buildTree(root: string, spec: TreeSpec): string {
   if (spec.pciIds !== undefined) w(path.join(root, 'usr/share/misc/pci.ids'), spec.pciIds);
   for (const [name, module] of Object.entries(spec.drivers ?? {})) addDriver(root, name, module);
 
-  for (const d of spec.devices) {
-    const dir = deviceDir(root, spec, d.bdf);
-    const [vendor, device] = d.id.split(':') as [string, string];
-    const [sv, sd] = (d.subsystem ?? `${vendor}:0000`).split(':') as [string, string];
-    const bridge = /^060[479]/.test(d.class);
-    w(path.join(dir, 'vendor'), `0x${vendor}\n`);
-    w(path.join(dir, 'device'), `0x${device}\n`);
-    w(path.join(dir, 'subsystem_vendor'), `0x${sv}\n`);
-    w(path.join(dir, 'subsystem_device'), `0x${sd}\n`);
-    w(path.join(dir, 'class'), `0x${d.class}\n`);
-    w(path.join(dir, 'revision'), `0x${d.revision ?? '00'}\n`);
-    w(path.join(dir, 'modalias'), `pci:v${hex8(vendor)}d${hex8(device)}sv${hex8(sv)}sd${hex8(sd)}bc${d.class.slice(0, 2).toUpperCase()}sc${d.class.slice(2, 4).toUpperCase()}i${d.class.slice(4, 6).toUpperCase()}\n`);
-    w(path.join(dir, 'driver_override'), `${d.override ?? '(null)'}\n`);
-    w(path.join(dir, 'numa_node'), `${d.numa ?? -1}\n`);
-    w(path.join(dir, 'enable'), `${d.enable ?? (d.driver ? 1 : 0)}\n`);
-    const methods = d.resetMethods === undefined ? (bridge ? ['pm'] : ['pm', 'bus']) : d.resetMethods;
-    if (methods !== null) {
-      w(path.join(dir, 'reset_method'), methods.join(' ') + '\n');
-      w(path.join(dir, 'reset'), '');
-    }
-    if (d.pcie !== false) {
-      w(path.join(dir, 'current_link_speed'), '2.5 GT/s PCIe\n');
-      w(path.join(dir, 'max_link_speed'), '2.5 GT/s PCIe\n');
-    }
-    if (bridge) {
-      const sec = d.secondaryBus ?? inferSecondary(spec, d.bdf);
-      w(path.join(dir, 'secondary_bus_number'), `${sec}\n`);
-      w(path.join(dir, 'subordinate_bus_number'), `${d.subordinateBus ?? inferSubordinate(spec, d.bdf, sec)}\n`);
-    }
-    if (d.bootVga !== undefined) w(path.join(dir, 'boot_vga'), d.bootVga ? '1\n' : '0\n');
-    if (d.sriov) {
-      w(path.join(dir, 'sriov_totalvfs'), `${d.sriov.total}\n`);
-      w(path.join(dir, 'sriov_numvfs'), `${d.sriov.num}\n`);
-      w(path.join(dir, 'sriov_drivers_autoprobe'), '1\n');
-    }
-    w(path.join(dir, 'remove'), '');
-    link(path.join(root, 'sys/bus/pci/devices', d.bdf), dir);
-    if (d.driver) {
-      addDriver(root, d.driver, spec.drivers?.[d.driver]);
-      link(path.join(dir, 'driver'), path.join(root, 'sys/bus/pci/drivers', d.driver));
-      link(path.join(root, 'sys/bus/pci/drivers', d.driver, d.bdf), dir);
-    }
-    if (d.vfioDev) fs.mkdirSync(path.join(dir, 'vfio-dev', d.vfioDev), { recursive: true });
-    if (d.group !== undefined) {
-      const gdir = path.join(root, 'sys/kernel/iommu_groups', String(d.group));
-      fs.mkdirSync(path.join(gdir, 'devices'), { recursive: true });
-      if (!fs.existsSync(path.join(gdir, 'type'))) w(path.join(gdir, 'type'), 'DMA\n');
-      if (!fs.existsSync(path.join(gdir, 'reserved_regions'))) w(path.join(gdir, 'reserved_regions'), '0x00000000fee00000 0x00000000feefffff msi\n');
-      link(path.join(dir, 'iommu_group'), gdir);
-      link(path.join(gdir, 'devices', d.bdf), dir);
-    }
-  }
+  for (const d of spec.devices) writeDevice(root, spec, d);
   // SR-IOV links both ways, once every directory exists.
   const vfIndex = new Map<string, number>();
   for (const d of spec.devices) {
@@ -191,6 +140,74 @@ export function buildTree(root: string, spec: TreeSpec): string {
   }
   for (const g of spec.devVfio ?? []) w(path.join(root, 'dev/vfio', String(g)), '');
   return root;
+}
+
+/** One device's directory, attributes and links, as the kernel creates them. */
+function writeDevice(root: string, spec: TreeSpec, d: DevSpec): void {
+  const dir = deviceDir(root, spec, d.bdf);
+  const [vendor, device] = d.id.split(':') as [string, string];
+  const [sv, sd] = (d.subsystem ?? `${vendor}:0000`).split(':') as [string, string];
+  const bridge = /^060[479]/.test(d.class);
+  w(path.join(dir, 'vendor'), `0x${vendor}\n`);
+  w(path.join(dir, 'device'), `0x${device}\n`);
+  w(path.join(dir, 'subsystem_vendor'), `0x${sv}\n`);
+  w(path.join(dir, 'subsystem_device'), `0x${sd}\n`);
+  w(path.join(dir, 'class'), `0x${d.class}\n`);
+  w(path.join(dir, 'revision'), `0x${d.revision ?? '00'}\n`);
+  w(path.join(dir, 'modalias'), `pci:v${hex8(vendor)}d${hex8(device)}sv${hex8(sv)}sd${hex8(sd)}bc${d.class.slice(0, 2).toUpperCase()}sc${d.class.slice(2, 4).toUpperCase()}i${d.class.slice(4, 6).toUpperCase()}\n`);
+  w(path.join(dir, 'driver_override'), `${d.override ?? '(null)'}\n`);
+  w(path.join(dir, 'numa_node'), `${d.numa ?? -1}\n`);
+  w(path.join(dir, 'enable'), `${d.enable ?? (d.driver ? 1 : 0)}\n`);
+  const methods = d.resetMethods === undefined ? (bridge ? ['pm'] : ['pm', 'bus']) : d.resetMethods;
+  if (methods !== null) {
+    w(path.join(dir, 'reset_method'), methods.join(' ') + '\n');
+    w(path.join(dir, 'reset'), '');
+  }
+  if (d.pcie !== false) {
+    w(path.join(dir, 'current_link_speed'), '2.5 GT/s PCIe\n');
+    w(path.join(dir, 'max_link_speed'), '2.5 GT/s PCIe\n');
+  }
+  if (bridge) {
+    const sec = d.secondaryBus ?? inferSecondary(spec, d.bdf);
+    w(path.join(dir, 'secondary_bus_number'), `${sec}\n`);
+    w(path.join(dir, 'subordinate_bus_number'), `${d.subordinateBus ?? inferSubordinate(spec, d.bdf, sec)}\n`);
+  }
+  if (d.bootVga !== undefined) w(path.join(dir, 'boot_vga'), d.bootVga ? '1\n' : '0\n');
+  if (d.sriov) {
+    w(path.join(dir, 'sriov_totalvfs'), `${d.sriov.total}\n`);
+    w(path.join(dir, 'sriov_numvfs'), `${d.sriov.num}\n`);
+    w(path.join(dir, 'sriov_drivers_autoprobe'), '1\n');
+  }
+  w(path.join(dir, 'remove'), '');
+  link(path.join(root, 'sys/bus/pci/devices', d.bdf), dir);
+  if (d.driver) {
+    addDriver(root, d.driver, spec.drivers?.[d.driver]);
+    link(path.join(dir, 'driver'), path.join(root, 'sys/bus/pci/drivers', d.driver));
+    link(path.join(root, 'sys/bus/pci/drivers', d.driver, d.bdf), dir);
+  }
+  if (d.vfioDev) fs.mkdirSync(path.join(dir, 'vfio-dev', d.vfioDev), { recursive: true });
+  if (d.group !== undefined) {
+    const gdir = path.join(root, 'sys/kernel/iommu_groups', String(d.group));
+    fs.mkdirSync(path.join(gdir, 'devices'), { recursive: true });
+    if (!fs.existsSync(path.join(gdir, 'type'))) w(path.join(gdir, 'type'), 'DMA\n');
+    if (!fs.existsSync(path.join(gdir, 'reserved_regions'))) w(path.join(gdir, 'reserved_regions'), '0x00000000fee00000 0x00000000feefffff msi\n');
+    link(path.join(dir, 'iommu_group'), gdir);
+    link(path.join(gdir, 'devices', d.bdf), dir);
+  }
+}
+
+/**
+ * Add devices to a built tree (VFs the fake kernel creates): `spec` must already list them
+ * (paths are resolved through it); existing devices are left as they are.
+ */
+export function addDevices(root: string, spec: TreeSpec, devs: readonly DevSpec[]): void {
+  for (const d of devs) writeDevice(root, spec, d);
+  for (const d of devs) {
+    if (!d.physfn) continue;
+    const n = spec.devices.filter((x) => x.physfn === d.physfn).indexOf(d);
+    link(path.join(deviceDir(root, spec, d.bdf), 'physfn'), deviceDir(root, spec, d.physfn));
+    link(path.join(deviceDir(root, spec, d.physfn), `virtfn${n}`), deviceDir(root, spec, d.bdf));
+  }
 }
 
 function inferSecondary(spec: TreeSpec, bridge: string): number {

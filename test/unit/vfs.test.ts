@@ -10,50 +10,13 @@ import { VfioctlError, errnoMeaning } from '../../src/errors.js';
 const ENV = { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' };
 const PF = '0000:01:00.0';
 
-/** The fake kernel plus sriov_numvfs (kernel.md §9): VFs at 01:00.1.., each in its own group. */
+/** The shared fake kernel (SR-IOV per kernel.md §9), with the sriov_numvfs values written, in order. */
 class SriovKernel extends FakeKernel {
-  readonly numvfsWrites: string[] = [];
-  constructor(root: string, private readonly spec: TreeSpec) {
+  constructor(root: string, spec: TreeSpec) {
     super(root, spec, { idTables: { nvme: ['1b36:0010'] } });
   }
-  override write(p: string, value: string): void {
-    if (!p.endsWith('/sriov_numvfs')) return super.write(p, value);
-    this.writes.push({ path: p, value });
-    this.numvfsWrites.push(value);
-    const dir = this.abs(p.replace(/\/sriov_numvfs$/, ''));
-    const fail = (errno: string) => {
-      throw new VfioctlError(1, `cannot write "${value}" to ${p}`, errnoMeaning(errno));
-    };
-    const n = Number(value);
-    const total = Number(fs.readFileSync(path.join(dir, 'sriov_totalvfs'), 'utf8'));
-    const cur = Number(fs.readFileSync(path.join(dir, 'sriov_numvfs'), 'utf8'));
-    if (!/^\d+$/.test(value)) fail('EINVAL');
-    if (n > total) fail('ERANGE');
-    if (!fs.existsSync(path.join(dir, 'driver'))) fail('ENOENT');
-    if (n !== 0 && cur !== 0) fail('EBUSY');
-    const autoprobe = fs.readFileSync(path.join(dir, 'sriov_drivers_autoprobe'), 'utf8').trim() === '1';
-    const pfSpec = this.spec.devices.find((d) => d.bdf === PF)!;
-    if (n === 0) {
-      for (const l of fs.readdirSync(dir).filter((x) => x.startsWith('virtfn'))) {
-        const vf = path.basename(fs.readlinkSync(path.join(dir, l)));
-        fs.rmSync(fs.realpathSync(path.join(dir, l)), { recursive: true, force: true });
-        for (const link of [path.join(this.root, 'sys/bus/pci/devices', vf), path.join(dir, l)]) fs.rmSync(link, { force: true });
-        for (const d of fs.readdirSync(path.join(this.root, 'sys/bus/pci/drivers'))) fs.rmSync(path.join(this.root, 'sys/bus/pci/drivers', d, vf), { force: true });
-        const g = fs.readdirSync(path.join(this.root, 'sys/kernel/iommu_groups')).find((x) => fs.existsSync(path.join(this.root, 'sys/kernel/iommu_groups', x, 'devices', vf)));
-        if (g) fs.rmSync(path.join(this.root, 'sys/kernel/iommu_groups', g), { recursive: true, force: true });
-      }
-      fs.writeFileSync(path.join(dir, 'sriov_numvfs'), '0\n');
-      return;
-    }
-    const vfs: DevSpec[] = Array.from({ length: n }, (_, i) => ({
-      bdf: `0000:01:00.${i + 1}`, parent: '0000:00:01.0', id: '1b36:0010', class: '010802', physfn: PF, group: 20 + i,
-      // With autoprobe on, the host driver takes each new VF at once.
-      ...(autoprobe ? { driver: 'nvme' } : {}),
-    }));
-    const spec: TreeSpec = { devices: [this.spec.devices[0]!, { ...pfSpec, sriov: { total, num: n } }, ...vfs] };
-    const keep = fs.readFileSync(path.join(dir, 'sriov_drivers_autoprobe'), 'utf8');
-    buildTree(this.root, spec);
-    fs.writeFileSync(path.join(dir, 'sriov_drivers_autoprobe'), keep);
+  get numvfsWrites(): string[] {
+    return this.writes.filter((w) => w.path.endsWith('/sriov_numvfs')).map((w) => w.value);
   }
 }
 
@@ -89,7 +52,7 @@ test('vfs --count 2 --bind vfio-pci: autoprobe off while creating, VFs bound to 
   assert.equal(doc.numVfsBefore, 0);
   assert.equal(doc.numVfs, 2);
   assert.deepEqual(doc.writes.map((w: any) => `${path.basename(w.path)}=${w.value}`), ['sriov_drivers_autoprobe=0', 'sriov_numvfs=2', 'sriov_drivers_autoprobe=1']);
-  assert.deepEqual(doc.vfs.map((v: any) => [v.bdf, v.driver, v.iommuGroup]), [['0000:01:00.1', 'vfio-pci', 20], ['0000:01:00.2', 'vfio-pci', 21]]);
+  assert.deepEqual(doc.vfs.map((v: any) => [v.bdf, v.driver, v.iommuGroup]), [['0000:01:00.1', 'vfio-pci', 3], ['0000:01:00.2', 'vfio-pci', 4]]);
   assert.deepEqual(doc.actions.map((a: any) => [a.bdf, a.from, a.status]), [['0000:01:00.1', null, 'bound'], ['0000:01:00.2', null, 'bound']]);
   assert.equal(driverOf('0000:01:00.1'), 'vfio-pci');
   assert.equal(attr(PF, 'sriov_drivers_autoprobe'), '1');
@@ -121,7 +84,7 @@ test('vfs --count 0 refuses while a VF is open through vfio, then removes them',
   assert.equal(r.code, 4);
   assert.match(r.stderr, /0000:01:00.2: a VFIO user has the device open/);
   assert.deepEqual(kernel.numvfsWrites, ['2']);
-  fs.writeFileSync(path.join(kernel.root, 'sys/bus/pci/devices/0000:01:00.2/enable'), '0\n');
+  kernel.closeDevice('0000:01:00.2');
   const ok = await vfioctl('vfs', PF, '--count', '0', '--json');
   assert.equal(ok.code, 0, ok.stderr);
   assert.deepEqual(ok.json().vfs, []);
