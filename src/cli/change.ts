@@ -1,4 +1,6 @@
-import { readJournal, removeJournal } from '../exec/journal.js';
+import { JOURNAL_PATH, readJournal, removeJournal } from '../exec/journal.js';
+import { VfioctlError } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
 import { rollbackSubjects, type ExecOptions, type SubjectOutcome, type Transaction } from '../exec/executor.js';
 import { takeLock, type Lock } from '../exec/lock.js';
 import { describeStep, type Step } from '../exec/steps.js';
@@ -34,13 +36,21 @@ export function recoverInterrupted(s: Session): Recovery | null {
   if (read.state === 'none') return null;
   if (read.state === 'damaged') {
     s.warn(`${read.why}: an interrupted run's journal that cannot be trusted was removed; check the devices with vfioctl groups`);
-    removeJournal(s.fs);
+    try {
+      removeJournal(s.fs);
+    } catch (err) {
+      throw new VfioctlError(ExitCode.FAILURE, `cannot remove ${JOURNAL_PATH}`, err instanceof Error ? err.message : String(err), `remove it by hand: rm ${JOURNAL_PATH}`);
+    }
     s.jsonExtras.recovered = { damaged: read.why };
     return null;
   }
   const j = read.journal;
   const subjects = rollbackSubjects(s.fs, j.subjects);
-  removeJournal(s.fs);
+  try {
+    removeJournal(s.fs);
+  } catch (err) {
+    throw new VfioctlError(ExitCode.FAILURE, `cannot remove ${JOURNAL_PATH}`, `${err instanceof Error ? err.message : String(err)}; the interrupted run's devices were put back, but its journal stays`, `remove it by hand (rm ${JOURNAL_PATH}) once the devices look right in vfioctl groups`);
+  }
   const complete = subjects.every((x) => x.status === 'rolled-back');
   s.warn(`an earlier vfioctl run (pid ${j.pid}, "${j.command}", started ${j.startedAt}) was interrupted; ${complete ? 'put back' : 'tried to put back'} what it had changed:`);
   for (const x of subjects) {

@@ -65,6 +65,12 @@ interface Touched {
   readonly before: SubjectState;
 }
 
+/** A failure of the system (an errno, or vfioctl's own error for one), not of vfioctl's code. */
+function isSystemError(err: unknown): boolean {
+  return err instanceof VfioctlError || err instanceof StepFailure
+    || (typeof err === 'object' && err !== null && 'code' in err && /^E[A-Z0-9]+$/.test(String((err as { code: unknown }).code)));
+}
+
 /** Yield to the event loop twice, so a pending signal's handler gets to run. */
 const yieldLoop = () => new Promise<void>((r) => setImmediate(() => setImmediate(r)));
 
@@ -112,6 +118,7 @@ export class Transaction {
         try {
           writeJournal(fs, this.journal());
         } catch (err) {
+          if (!isSystemError(err)) throw err; // a bug stays a bug (exit 70, after the rollback)
           throw new StepFailure(`cannot record ${describeStep(step)} in the journal before changing it: ${failureOf(err).message}`, failureOf(err).exitCode);
         }
       }
@@ -196,9 +203,8 @@ export async function execute<T>(opts: ExecOptions, body: (tx: Transaction) => P
         exitCode = error.code;
       } else {
         // A system error (errno) is a failure; anything else is a bug: rolled back all the same, then 70.
-        const errno = typeof error === 'object' && error !== null && 'code' in error && /^E[A-Z0-9]+$/.test(String((error as { code: unknown }).code));
         message = failureOf(error).message;
-        exitCode = errno ? failureOf(error).exitCode : ExitCode.INTERNAL;
+        exitCode = isSystemError(error) ? failureOf(error).exitCode : ExitCode.INTERNAL;
       }
       return { ok: false as const, error, message, exitCode, failedStep, subjects, rolledBack };
     }

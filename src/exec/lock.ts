@@ -90,7 +90,11 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
         release: async () => {
           if (!held) return;
           held = false;
-          if (holderPid(fs) === process.pid) fs.removeFile(HOLDER_PATH);
+          try {
+            if (holderPid(fs) === process.pid) fs.removeFile(HOLDER_PATH);
+          } catch {
+            // A stale holder file only misnames whom a waiter waits for; the flock is what counts.
+          }
           const gone = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
           child.stdin!.end();
           // Wait (briefly) so the next vfioctl in this process finds the lock free.

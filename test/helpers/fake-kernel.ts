@@ -62,6 +62,58 @@ export class FakeKernel extends FsRoot {
     return this.tables.get(driver) ?? this.tables.set(driver, new Set()).get(driver)!;
   }
 
+  /** Every mutating file-system call, in order (sysfs writes, file writes, removals, links, chown, chmod). */
+  readonly ops: string[] = [];
+  private readonly failOps = new Map<number, string>();
+
+  /**
+   * The n-th mutating call (0-based, any kind) fails with errno and changes nothing, or with
+   * 'THROW' throws a TypeError as a bug would.
+   */
+  failOp(n: number, errno: string): this {
+    this.failOps.set(n, errno);
+    return this;
+  }
+
+  /** Count one mutating call; fail it if asked to. Returns the errno to fail a sysfs write with. */
+  private countOp(desc: string): string | undefined {
+    const i = this.ops.length;
+    this.ops.push(desc);
+    const e = this.failOps.get(i);
+    if (e === 'THROW') throw new TypeError(`injected bug at call ${i} (${desc})`);
+    return e;
+  }
+
+  private fileOpFails(desc: string): void {
+    const e = this.countOp(desc);
+    if (e) throw Object.assign(new Error(`${e}: injected at ${desc}`), { code: e });
+  }
+
+  override writeFileAtomic(p: string, content: string, mode?: number): void {
+    this.fileOpFails(`writeFile ${p}`);
+    super.writeFileAtomic(p, content, mode);
+  }
+
+  override removeFile(p: string): void {
+    this.fileOpFails(`remove ${p}`);
+    super.removeFile(p);
+  }
+
+  override symlink(target: string, p: string): void {
+    this.fileOpFails(`symlink ${p}`);
+    super.symlink(target, p);
+  }
+
+  override chown(p: string, uid: number, gid: number): void {
+    this.fileOpFails(`chown ${p}`);
+    super.chown(p, uid, gid);
+  }
+
+  override chmod(p: string, mode: number): void {
+    this.fileOpFails(`chmod ${p}`);
+    super.chmod(p, mode);
+  }
+
   /** The next write to a matching path fails with errno and changes nothing. */
   failNext(rule: { path: RegExp; errno: string; times?: number }): this {
     this.rules.push({ path: rule.path, errno: rule.errno, times: rule.times ?? 1 });
@@ -299,6 +351,11 @@ export class FakeKernel extends FsRoot {
     this.writes.push({ path: p, value });
     this.onWrite?.(p, value); // as FsRoot.write does, so --verbose shows the fake's writes too
     const entry = `${p} <- ${JSON.stringify(value)}`;
+    const injected = this.countOp(`write ${p}`);
+    if (injected) {
+      this.log.push(`${entry}: ${injected} (injected)`);
+      this.fail(p, value, injected);
+    }
     const atIndex = this.failAtIndex.get(this.writes.length - 1);
     if (atIndex) {
       this.log.push(`${entry}: ${atIndex} (injected)`);
@@ -327,6 +384,11 @@ export class FakeKernel extends FsRoot {
       }
     } else if (p === '/sys/bus/pci/drivers_probe') {
       err = this.probe(bdf);
+    } else if ((m = /^\/sys\/bus\/pci\/devices\/([^/]+)\/sriov_drivers_autoprobe$/.exec(p))) {
+      // kstrtobool: 0/1 (and y/n); shown back as 0 or 1 with a newline.
+      const v = value.trim();
+      if (/^[1yY]/.test(v) || /^[0nN]/.test(v)) fs.writeFileSync(path.join(this.dir(m[1]!), 'sriov_drivers_autoprobe'), /^[1yY]/.test(v) ? '1\n' : '0\n');
+      else err = 'EINVAL';
     } else if ((m = /^\/sys\/bus\/pci\/devices\/([^/]+)\/sriov_numvfs$/.exec(p))) {
       err = this.setNumVfs(m[1]!, value);
       if (err === 'BLOCKED') {
