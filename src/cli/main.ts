@@ -63,6 +63,7 @@ export async function main(): Promise<void> {
     env: process.env,
     isTTY,
     runner: execaRunner,
+    catchSignals: true,
     readStdin: async () => {
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer);

@@ -97,8 +97,11 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
           }
           const gone = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
           child.stdin!.end();
-          // Wait (briefly) so the next vfioctl in this process finds the lock free.
-          await Promise.race([gone, sleep(1000)]);
+          // Wait (briefly) so the next vfioctl in this process finds the lock free; the timer
+          // must not keep a finished process alive.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([gone, new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
+          clearTimeout(timer);
         },
       };
     }
