@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { ActionResult } from '../../apply/binder.js';
-import { execute } from '../../exec/executor.js';
+import { runVfsChange } from '../../apply/vfs-change.js';
 import { refused, usageError, VfioctlError } from '../../errors.js';
 import { ExitCode } from '../../exit-codes.js';
 import type { Bdf } from '../../model/address.js';
@@ -78,33 +78,15 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
   let failure: VfioctlError | undefined;
   let rollback: VfsReport['rollback'] = [];
   if (!dryRun) {
-    const binder = makeBinder(s, `vfs ${pfBdf} --count ${count}`);
-    let vplan: ReturnType<typeof vfBindPlan> | undefined;
-    let drivers = new Map<number, string | null>();
-    const r = await execute({ ...execOptions(s, `vfs ${pfBdf} --count ${count}`), fs: s.fs }, async (tx) => {
-      await tx.run(steps.create);
-      if (bindTo !== undefined && count > 0) {
-        const now = scanHost(s.fs);
-        vplan = vfBindPlan(s, now, [...deviceOf(now, pfBdf).virtfns], bindTo);
-        if (vplan.refused) {
-          actions = reportPlan(vplan, false);
-          throw new VfioctlError(ExitCode.REFUSED, `vfs ${pfBdf}`, `the new VFs cannot be bound: ${actions.filter((a) => a.status === 'refused').map((a) => `${a.bdf} (${a.reason})`).join('; ')}`);
-        }
-        const prepared = await binder.prepare(vplan);
-        if ('failed' in prepared) {
-          actions = prepared.failed.actions;
-          throw new VfioctlError(prepared.failed.exitCode, `vfs ${pfBdf}`, prepared.failed.failure ?? 'a driver could not be loaded');
-        }
-        drivers = prepared.drivers;
-        await binder.runIn(tx, vplan, drivers);
-      }
-      await tx.run(steps.finish);
+    const command = `vfs ${pfBdf} --count ${count}`;
+    const { result: r, actions: done } = await runVfsChange({
+      fs: s.fs, binder: makeBinder(s, command), exec: execOptions(s, command), pf: pfBdf, steps,
+      bindPlan: bindTo !== undefined && count > 0 ? (now, vfs) => vfBindPlan(s, now, vfs, bindTo) : null,
     });
-    if (vplan && !vplan.refused && (r.ok || drivers.size)) actions = binder.report(vplan, drivers, r).actions;
+    actions = done;
     if (!r.ok) {
       rollback = r.subjects;
-      const sriov = r.subjects.find((x) => x.kind === 'sriov');
-      const back = r.rolledBack ? `put back to ${before} VF(s)${sriov ? ' with autoprobe and the VFs\' drivers as they were' : ''}` : `NOT put back: ${r.subjects.filter((x) => x.status === 'rollback-failed').map((x) => `${x.id}: ${x.left} (fix: ${x.fix})`).join('; ')}`;
+      const back = r.rolledBack ? `put back to ${before} VF(s) with autoprobe and the VFs' drivers as they were` : `NOT put back: ${r.subjects.filter((x) => x.status === 'rollback-failed').map((x) => `${x.id}: ${x.left} (fix: ${x.fix})`).join('; ')}`;
       failure = new VfioctlError(r.exitCode as 1, `vfs ${pfBdf}`, `${r.message}; ${back}`);
     }
   } else if (bindTo !== undefined && count > 0 && count === before) {
