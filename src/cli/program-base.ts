@@ -7,6 +7,7 @@ import type { CliContext } from './context.js';
  * other command module (start-up time is most of a `groups` run on small hosts).
  */
 export const VERSION = '0.1.0';
+export const USAGE_HINT = "run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage";
 
 /** commander's own messages in vfioctl's error format: `vfioctl: <what>`. */
 function output(ctx: CliContext) {
@@ -26,7 +27,7 @@ export function createBaseProgram(ctx: CliContext): Command {
     .option('--color', 'force colour')
     .option('--no-color', 'never colour (also NO_COLOR)')
     .option('-v, --verbose', 'print each sysfs write on stderr')
-    .showHelpAfterError("hint: run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage")
+    .showHelpAfterError(`hint: ${USAGE_HINT}`)
     .exitOverride()
     .configureOutput(output(ctx));
 }

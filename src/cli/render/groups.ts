@@ -25,6 +25,8 @@ export function groupJson(host: Host, v: GroupView, names: PciNames) {
     blockers: v.blockers,
     reason: v.reason.text,
     reasonCode: v.reason.code,
+    // The same members with a stable code for why each blocks (a driver that does not keep the group viable).
+    blockedBy: v.blockers.map((b) => ({ bdf: b, code: 'host-driver', driver: deviceOf(host, b).driver })),
     devices: v.group.devices.map((b) => deviceJson(deviceOf(host, b), names)),
   };
 }
@@ -81,15 +83,88 @@ export function renderGroups(host: Host, views: readonly GroupView[], names: Pci
   return lines.map((line, i) => (reasonAfterRow.has(i) ? `${line}\n${reasonAfterRow.get(i)}` : line)).join('\n');
 }
 
-/** TTY form: a boxed cli-table3 table (loaded only here: pipes and --json never pay for it). */
-export async function renderGroupsBoxed(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance): Promise<string> {
+/** Table layout on a terminal: the width to fit, and whether names may be shortened. */
+export interface TtyLayout {
+  /** Terminal width in columns. */
+  width: number;
+  /** --wide: never shorten (rows may wrap). */
+  wide: boolean;
+}
+
+const GAP = 2;
+/**
+ * Columns that give up width, in rounds, and how narrow each may get: first the names (ID /
+ * NAME keeps `[vvvv:dddd]`, CLASS its first word), shared in proportion to what each can
+ * give; then DRIVER. GROUP, VIABLE and DEVICE never shrink.
+ */
+const SHRINK_ROUNDS: readonly (readonly { col: number; min: number }[])[] = [
+  [{ col: 3, min: 12 }, { col: 4, min: 8 }],
+  [{ col: 5, min: 12 }],
+];
+
+/** Column widths (content only, no gap) that fit `width` where shrinking allows. */
+export function fitWidths(natural: readonly number[], width: number): number[] {
+  const widths = [...natural];
+  const total = () => widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
+  for (const round of SHRINK_ROUNDS) {
+    const over = total() - width;
+    if (over <= 0) break;
+    const give = round.map(({ col, min }) => Math.max(0, widths[col]! - min));
+    const slack = give.reduce((a, b) => a + b, 0);
+    if (slack === 0) continue;
+    const take = Math.min(over, slack);
+    let taken = 0;
+    round.forEach(({ col }, i) => {
+      // Proportional share, the last column takes the rounding.
+      const share = i === round.length - 1 ? take - taken : Math.floor((take * give[i]!) / slack);
+      widths[col] = widths[col]! - Math.min(share, give[i]!);
+      taken += Math.min(share, give[i]!);
+    });
+  }
+  return widths;
+}
+
+/**
+ * TTY form: a borderless cli-table3 table (loaded only here: pipes and --json never pay for
+ * it) that fits the terminal: no rules between rows, names shortened with … (full names in
+ * `show`, in --json and with --wide), the group's "why shared" line under its rows.
+ */
+export async function renderGroupsTable(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance, layout: TtyLayout): Promise<string> {
   const { default: Table } = await import('cli-table3');
   const t = groupRows(host, views, names, c);
+  const natural: number[] = t.header.map((h) => stripAnsi(h).length);
+  for (const g of t.groups) for (const row of g.rows) row.forEach((cell, i) => (natural[i] = Math.max(natural[i]!, stripAnsi(cell).length)));
+  const widths = layout.wide ? natural : fitWidths(natural, layout.width);
+  const NONE = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+    left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '' };
   // chalk is the only source of escape codes (cli-table3 would colour headers red).
-  const table = new Table({ head: t.header, style: { head: [], border: [] } });
+  const table = new Table({
+    head: t.header,
+    chars: NONE,
+    // cli-table3 widths include padding: the gap is each column's right padding.
+    colWidths: widths.map((w) => w + GAP),
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': GAP, compact: true },
+    wordWrap: false,
+  });
+  // Each row is one line (cells are cut, never wrapped); a group's why line follows its last row.
+  const whyAfter = new Map<number, string>();
   for (const g of t.groups) {
     table.push(...g.rows);
-    if (g.why) table.push([{ colSpan: 2, content: '' }, { colSpan: 4, content: c.dim(g.why) }]);
+    if (g.why) whyAfter.set(table.length, g.why);
   }
-  return table.toString();
+  const tableWidth = widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
+  const whyWidth = layout.wide ? Infinity : Math.max(layout.width, tableWidth);
+  const lines = table.toString().split('\n');
+  const out: string[] = [];
+  lines.forEach((line: string, i: number) => {
+    out.push(line.trimEnd());
+    const why = whyAfter.get(i);
+    if (why) out.push(c.dim(shorten(`        ${why}`, whyWidth)));
+  });
+  return out.join('\n');
+}
+
+/** A string of at most `width` characters, ending in … when cut. */
+export function shorten(text: string, width: number): string {
+  return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + '…';
 }
