@@ -31,35 +31,54 @@ export function groupJson(host: Host, v: GroupView, names: PciNames) {
   };
 }
 
-function driverCell(host: Host, bdf: string, blocking: boolean, shared: boolean, c: ChalkInstance): string {
+/** A table cell as text pieces with their colour, so that it can be cut before it is painted. */
+type Seg = { text: string; paint?: (s: string) => string };
+type Cell = Seg[];
+
+const plainLength = (cell: Cell) => cell.reduce((n, s) => n + s.text.length, 0);
+const paint = (cell: Cell) => cell.map((s) => (s.paint ? s.paint(s.text) : s.text)).join('');
+
+/** The cell cut to `width` characters, the last one an ellipsis when anything was cut; then painted. */
+function cutCell(cell: Cell, width: number): string {
+  if (plainLength(cell) <= width) return paint(cell);
+  const out: Cell = [];
+  let room = width - 1;
+  for (const s of cell) {
+    if (room <= 0) break;
+    out.push({ ...s, text: s.text.slice(0, room) });
+    room -= Math.min(room, s.text.length);
+  }
+  return paint(out) + '…';
+}
+
+function driverCell(host: Host, bdf: string, blocking: boolean, shared: boolean, c: ChalkInstance): Cell {
   const d = deviceOf(host, bdf);
-  let text = d.driver ?? '-';
-  if (isVfioBound(d)) text = c.green(text);
-  else if (blocking) text = c.red(text);
-  if (d.driverOverride !== null) text += ` (override ${d.driverOverride})`;
-  if (blocking && shared) text += ' (blocks the group)';
-  return text;
+  const cell: Cell = [{ text: d.driver ?? '-', ...(isVfioBound(d) ? { paint: c.green } : blocking ? { paint: c.red } : {}) }];
+  if (d.driverOverride !== null) cell.push({ text: ` (override ${d.driverOverride})` });
+  if (blocking && shared) cell.push({ text: ' (blocks the group)' });
+  return cell;
 }
 
 interface GroupRows {
-  header: string[];
+  header: Cell[];
   /** Per group: its device rows, and the sentence explaining a shared group. */
-  groups: { rows: string[][]; why: string | null }[];
+  groups: { rows: Cell[][]; why: string | null }[];
 }
 
-/** The cells of the groups table, shared by the piped and the boxed form. */
+/** The cells of the groups table, shared by the piped and the terminal form. */
 function groupRows(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance): GroupRows {
+  const text = (t: string, p?: (s: string) => string): Cell => [p ? { text: t, paint: p } : { text: t }];
   return {
-    header: ['GROUP', 'VIABLE', 'DEVICE', 'ID / NAME', 'CLASS', 'DRIVER'].map((h) => c.bold(h)),
+    header: ['GROUP', 'VIABLE', 'DEVICE', 'ID / NAME', 'CLASS', 'DRIVER'].map((h) => text(h, c.bold)),
     groups: views.map((v) => ({
       rows: v.group.devices.map((bdf, i) => {
         const d = deviceOf(host, bdf);
         return [
-          i === 0 ? String(v.group.id) : '',
-          i === 0 ? (v.viable ? c.green('yes') : c.red('no')) : '',
-          bdf,
-          describeDevice(d, names),
-          describeClass(d, names) + (d.bridge ? ' (bridge)' : ''),
+          text(i === 0 ? String(v.group.id) : ''),
+          i === 0 ? (v.viable ? text('yes', c.green) : text('no', c.red)) : text(''),
+          text(bdf),
+          text(describeDevice(d, names)),
+          text(describeClass(d, names) + (d.bridge ? ' (bridge)' : '')),
           driverCell(host, bdf, v.blockers.includes(bdf), v.group.devices.length > 1, c),
         ];
       }),
@@ -72,7 +91,7 @@ function groupRows(host: Host, views: readonly GroupView[], names: PciNames, c: 
 /** Piped form: aligned columns, one row per device, group id and viability on its first row. */
 export function renderGroups(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance): string {
   const t = groupRows(host, views, names, c);
-  const rows = [t.header, ...t.groups.flatMap((g) => g.rows)];
+  const rows = [t.header, ...t.groups.flatMap((g) => g.rows)].map((r) => r.map(paint));
   const reasonAfterRow = new Map<number, string>();
   let row = 0;
   for (const g of t.groups) {
@@ -130,37 +149,67 @@ export function fitWidths(natural: readonly number[], width: number): number[] {
  * `show`, in --json and with --wide), the group's "why shared" line under its rows.
  */
 export async function renderGroupsTable(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance, layout: TtyLayout): Promise<string> {
-  const { default: Table } = await import('cli-table3');
   const t = groupRows(host, views, names, c);
-  const natural: number[] = t.header.map((h) => stripAnsi(h).length);
-  for (const g of t.groups) for (const row of g.rows) row.forEach((cell, i) => (natural[i] = Math.max(natural[i]!, stripAnsi(cell).length)));
+  const natural: number[] = t.header.map(plainLength);
+  for (const g of t.groups) for (const row of g.rows) row.forEach((cell, i) => (natural[i] = Math.max(natural[i]!, plainLength(cell))));
   const widths = layout.wide ? natural : fitWidths(natural, layout.width);
-  const NONE = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  const tableWidth = widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
+  const whyWidth = layout.wide ? Infinity : Math.max(layout.width, tableWidth);
+  // Cells are cut (then painted) here, so every row is one line of known width.
+  const cut = (row: readonly Cell[]) => row.map((cell, i) => cutCell(cell, widths[i]!));
+  const head = cut(t.header);
+  const body = t.groups.map((g) => ({ rows: g.rows.map(cut), why: g.why === null ? null : c.dim(shorten(`        ${g.why}`, whyWidth)) }));
+  const rowCount = body.reduce((n, g) => n + g.rows.length, 0);
+  return rowCount <= CLI_TABLE_ROWS ? await cliTable(head, body, widths) : fixedColumns(head, body, widths);
+}
+
+type Body = readonly { rows: readonly string[][]; why: string | null }[];
+
+/**
+ * Up to this many rows the table is drawn by cli-table3. Its cost grows with the square of the
+ * rows and is tens of microseconds per cell besides (4,096 functions took over a second), so
+ * larger tables are laid out by fixedColumns, which prints the same lines (test/unit/groups.test.ts
+ * holds the two to that) and costs no more than the piped form.
+ */
+export const CLI_TABLE_ROWS = 256;
+
+/** The borderless, compact cli-table3 table (loaded only here: pipes and --json never pay for it). */
+export async function cliTable(head: string[], body: Body, widths: readonly number[]): Promise<string> {
+  const { default: Table } = await import('cli-table3');
+  const NONE: Record<string, string> = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
     left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '' };
   // chalk is the only source of escape codes (cli-table3 would colour headers red).
   const table = new Table({
-    head: t.header,
+    head,
     chars: NONE,
     // cli-table3 widths include padding: the gap is each column's right padding.
     colWidths: widths.map((w) => w + GAP),
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': GAP, compact: true },
     wordWrap: false,
   });
-  // Each row is one line (cells are cut, never wrapped); a group's why line follows its last row.
+  // A group's why line follows its last row (line 0 is the head).
   const whyAfter = new Map<number, string>();
-  for (const g of t.groups) {
+  for (const g of body) {
     table.push(...g.rows);
     if (g.why) whyAfter.set(table.length, g.why);
   }
-  const tableWidth = widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
-  const whyWidth = layout.wide ? Infinity : Math.max(layout.width, tableWidth);
-  const lines = table.toString().split('\n');
   const out: string[] = [];
-  lines.forEach((line: string, i: number) => {
+  table.toString().split('\n').forEach((line: string, i: number) => {
     out.push(line.trimEnd());
     const why = whyAfter.get(i);
-    if (why) out.push(c.dim(shorten(`        ${why}`, whyWidth)));
+    if (why) out.push(why);
   });
+  return out.join('\n');
+}
+
+/** The same lines as cliTable, in linear time: each cell padded to its column, the gap after it. */
+export function fixedColumns(head: readonly string[], body: Body, widths: readonly number[]): string {
+  const line = (row: readonly string[]) => row.map((cell, i) => cell + ' '.repeat(Math.max(0, widths[i]! - stripAnsi(cell).length) + GAP)).join('').trimEnd();
+  const out = [line(head)];
+  for (const g of body) {
+    for (const row of g.rows) out.push(line(row));
+    if (g.why) out.push(g.why);
+  }
   return out.join('\n');
 }
 
