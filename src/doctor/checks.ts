@@ -142,6 +142,12 @@ function checkNoiommu(f: DoctorFacts): CheckResult {
   return pass(id, 'noiommu-off', f.noiommuMode === undefined ? 'noiommu mode is not available (vfio not loaded or built without CONFIG_VFIO_NOIOMMU)' : 'noiommu mode is off');
 }
 
+/** What `vfioctl grant` is given for the first of these nodes: its group, else any device. */
+function grantTarget(nodes: readonly NodeFact[]): string {
+  const group = nodes.map((n) => /^\/dev\/vfio\/(\d+)$/.exec(n.path)?.[1]).find((g) => g !== undefined);
+  return group === undefined ? 'SELECTOR' : `group:${group}`;
+}
+
 const octal = (m: number) => m.toString(8).padStart(4, '0');
 const owner = (n: NodeFact) => `${n.path} ${n.uid}:${n.gid} ${octal(n.mode)}`;
 
@@ -152,7 +158,7 @@ function checkDevVfio(f: DoctorFacts): CheckResult {
   const open = [...f.groupNodes, ...f.deviceNodes].filter((n) => (n.mode & 0o006) !== 0);
   if (open.length) {
     return fail(id, 'world-accessible', `world-accessible VFIO nodes, any local user can take over their devices: ${open.map(owner).join(', ')}`,
-      `chmod 0600 ${open.map((n) => n.path).join(' ')}, or give one user access with 'vfioctl grant SELECTOR --user U'`);
+      `chmod 0600 ${open.map((n) => n.path).join(' ')}, or give one user access with 'vfioctl grant ${grantTarget(open)} --user USER'`);
   }
   if (f.container && (f.container.mode & 0o666) !== 0o666) {
     return warn(id, 'container-not-0666', `/dev/vfio/vfio is ${octal(f.container.mode)}: users granted a group cannot open the container`, 'chmod 0666 /dev/vfio/vfio (the kernel default; it grants nothing by itself)');

@@ -51,11 +51,12 @@ function cutCell(cell: Cell, width: number): string {
   return paint(out) + '…';
 }
 
-function driverCell(host: Host, bdf: string, blocking: boolean, shared: boolean, c: ChalkInstance): Cell {
+function driverCell(host: Host, bdf: string, blocking: boolean, shared: boolean, c: ChalkInstance, terse: boolean): Cell {
   const d = deviceOf(host, bdf);
   const cell: Cell = [{ text: d.driver ?? '-', ...(isVfioBound(d) ? { paint: c.green } : blocking ? { paint: c.red } : {}) }];
   if (d.driverOverride !== null) cell.push({ text: ` (override ${d.driverOverride})` });
-  if (blocking && shared) cell.push({ text: ' (blocks the group)' });
+  // On a terminal the row sits under its group's "no": one word says it.
+  if (blocking && shared) cell.push({ text: terse ? ' (blocks)' : ' (blocks the group)' });
   return cell;
 }
 
@@ -66,7 +67,7 @@ interface GroupRows {
 }
 
 /** The cells of the groups table, shared by the piped and the terminal form. */
-function groupRows(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance): GroupRows {
+function groupRows(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance, terse = false): GroupRows {
   const text = (t: string, p?: (s: string) => string): Cell => [p ? { text: t, paint: p } : { text: t }];
   return {
     header: ['GROUP', 'VIABLE', 'DEVICE', 'ID / NAME', 'CLASS', 'DRIVER'].map((h) => text(h, c.bold)),
@@ -79,7 +80,7 @@ function groupRows(host: Host, views: readonly GroupView[], names: PciNames, c: 
           text(bdf),
           text(describeDevice(d, names)),
           text(describeClass(d, names) + (d.bridge ? ' (bridge)' : '')),
-          driverCell(host, bdf, v.blockers.includes(bdf), v.group.devices.length > 1, c),
+          driverCell(host, bdf, v.blockers.includes(bdf), v.group.devices.length > 1, c, terse),
         ];
       }),
       // Only shared groups need explaining; a lone device's blocker is its driver cell.
@@ -149,7 +150,7 @@ export function fitWidths(natural: readonly number[], width: number): number[] {
  * `show`, in --json and with --wide), the group's "why shared" line under its rows.
  */
 export async function renderGroupsTable(host: Host, views: readonly GroupView[], names: PciNames, c: ChalkInstance, layout: TtyLayout): Promise<string> {
-  const t = groupRows(host, views, names, c);
+  const t = groupRows(host, views, names, c, true);
   const natural: number[] = t.header.map(plainLength);
   for (const g of t.groups) for (const row of g.rows) row.forEach((cell, i) => (natural[i] = Math.max(natural[i]!, plainLength(cell))));
   const widths = layout.wide ? natural : fitWidths(natural, layout.width);
