@@ -89,3 +89,12 @@ test('show: network interfaces, block devices and subsystem names, like lspci', 
   assert.equal(doc.subsystemName, 'QEMU Virtual Machine');
   t.diagnostic('interfaces and disks come from /sys/class/net and /sys/class/block below the function');
 });
+
+test('--json: an internal error (a bug) still prints the error document, code internal-error, exit 70', async () => {
+  const r = await cli(['groups', '--json'], root, { makeFs: () => { throw new Error('boom'); } });
+  assert.equal(r.code, 70);
+  const doc = r.json();
+  assert.equal(doc.error.code, 'internal-error');
+  assert.match(doc.error.message, /boom/);
+  assert.match(r.stderr, /^vfioctl: internal error \(please report/);
+});
