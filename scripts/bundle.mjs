@@ -6,7 +6,10 @@
 //  - execa, ESM only and only needed by commands that run programs, is bundled apart into
 //    dist/execa.cjs and required on first use: inside the main bundle it would double the
 //    code every start-up reads and loads.
-//  - cli-table3 is CommonJS already: required from node_modules when a table is drawn.
+//  - cli-table3, only needed to draw the table on a terminal, is bundled apart into
+//    dist/cli-table3.cjs (required when a table is drawn) with a string-width that measures
+//    ASCII without rebuilding two large regular expressions per call
+//    (scripts/fast-string-width.cjs).
 //  - commander gets node:child_process through scripts/lazy-child-process.cjs, and chalk
 //    no colour detection of its own (scripts/chalk-no-detect.mjs): both cost start-up time
 //    for nothing vfioctl uses.
@@ -24,15 +27,28 @@ const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20'
 await build({ ...common, entryPoints: ['node_modules/execa/index.js'], outfile: 'dist/execa.cjs' });
 await build({
   ...common,
+  entryPoints: ['node_modules/cli-table3/index.js'],
+  outfile: 'dist/cli-table3.cjs',
+  plugins: [
+    {
+      name: 'fast-string-width',
+      setup(b) {
+        b.onResolve({ filter: /^string-width$/ }, () => ({ path: resolve('scripts/fast-string-width.cjs') }));
+      },
+    },
+  ],
+});
+await build({
+  ...common,
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/vfioctl.cjs',
-  external: ['cli-table3'],
   supported: { 'dynamic-import': false },
   plugins: [
     {
       name: 'execa-apart',
       setup(b) {
         b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
+        b.onResolve({ filter: /^cli-table3$/ }, () => ({ path: './cli-table3.cjs', external: true }));
       },
     },
     {

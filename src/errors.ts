@@ -5,22 +5,61 @@ import { ExitCode, type ExitCodeValue } from './exit-codes.js';
  * never with a stack trace.
  */
 export class VfioctlError extends Error {
+  /**
+   * Stable kebab-case word for the `code` of the --json error document (vfioctl(8), ERROR
+   * CODES). `code` (above) stays the exit status, which other modules read.
+   */
+  readonly errorCode: string;
+
   constructor(
     readonly code: ExitCodeValue,
     readonly what: string,
     readonly why: string,
     readonly hint?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; errorCode?: string },
   ) {
-    super(`${what}: ${why}`, options);
+    super(`${what}: ${why}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'VfioctlError';
+    this.errorCode = options?.errorCode ?? defaultErrorCode(code);
+  }
+}
+
+/**
+ * The error codes of the --json error document: every code vfioctl can print, in one place
+ * (the schema in schema/error.schema.json and vfioctl(8) ERROR CODES list the same words).
+ */
+export const ERROR_CODES = [
+  'usage',
+  'no-such-device',
+  'no-such-group',
+  'no-such-driver',
+  'no-such-account',
+  'no-such-file',
+  'no-iommu-group',
+  'refused',
+  'permission-denied',
+  'failed',
+  'checks-failed',
+  'internal-error',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The code an error gets when it names none: one per exit status. */
+export function defaultErrorCode(exit: number): ErrorCode {
+  switch (exit) {
+    case ExitCode.USAGE: return 'usage';
+    case ExitCode.NOT_FOUND: return 'no-such-device';
+    case ExitCode.REFUSED: return 'refused';
+    case ExitCode.PERMISSION: return 'permission-denied';
+    case ExitCode.INTERNAL: return 'internal-error';
+    default: return 'failed';
   }
 }
 
 export const usageError = (what: string, why: string, hint?: string) =>
   new VfioctlError(ExitCode.USAGE, what, why, hint);
-export const notFound = (what: string, why: string, hint?: string) =>
-  new VfioctlError(ExitCode.NOT_FOUND, what, why, hint);
+export const notFound = (what: string, why: string, hint?: string, errorCode?: ErrorCode) =>
+  new VfioctlError(ExitCode.NOT_FOUND, what, why, hint, errorCode ? { errorCode } : undefined);
 export const refused = (what: string, why: string, hint?: string) =>
   new VfioctlError(ExitCode.REFUSED, what, why, hint);
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
 import { FsRoot } from '../sysfs/fsroot.js';
+import { loadPciNames, type PciNames } from '../sysfs/pciids.js';
+import { PCI_IDS_CANDIDATES } from '../sysfs/paths.js';
 import { makeChalk, resolveColorLevel } from './color.js';
 
 import type { Runner, Writer } from '../ports.js';
@@ -20,6 +22,23 @@ export interface CliContext {
   readonly catchSignals?: boolean;
   /** Standard input as text, for `apply -` and `persist -`. */
   readonly readStdin?: () => Promise<string>;
+  /** The terminal's width, asked only when a table is drawn on a TTY (main.ts reads it from fd 1). */
+  readonly terminalColumns?: () => number | undefined;
+  /**
+   * Host paths of pci.ids to use when the --root tree has none (default: the usual hwdata
+   * paths on this machine; tests point at test/fixtures/pci.ids or at nothing).
+   */
+  readonly pciIdsFallback?: readonly string[];
+  /** The directory vfioctl is installed in (bin/, examples/, schema/), for hints naming shipped files. */
+  readonly packageDir?: string;
+  /** Per-run state that main.ts reads back (set by run(); absent when a test builds a context by hand). */
+  readonly runState?: RunState;
+}
+
+/** What one run did that main.ts needs to know when it ends in an error. */
+export interface RunState {
+  /** A command printed its --json document (then main.ts prints no error document). */
+  jsonPrinted: boolean;
 }
 
 export interface GlobalOptions {
@@ -40,6 +59,8 @@ export interface Session {
   readonly jsonExtras: Record<string, unknown>;
   print(text: string): void;
   printJson(doc: Record<string, unknown>): void;
+  /** Vendor, device, subsystem and class names (pci.ids of the tree, else of this host). */
+  pciNames(): PciNames;
   warn(text: string): void;
 }
 
@@ -62,7 +83,11 @@ export function openSession(ctx: CliContext, cmd: Command): Session {
     chalk,
     verbose: opts.verbose === true,
     print: (text) => void ctx.stdout.write(text.endsWith('\n') ? text : text + '\n'),
-    printJson: (doc) => void ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc, ...jsonExtras }, null, 2) + '\n'),
+    printJson: (doc) => {
+      if (ctx.runState) ctx.runState.jsonPrinted = true;
+      ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc, ...jsonExtras }, null, 2) + '\n');
+    },
+    pciNames: () => loadPciNames(fs, fs.root === '/' ? [] : ctx.pciIdsFallback ?? PCI_IDS_CANDIDATES),
     warn: (text) => void ctx.stderr.write(`${errChalk.yellow('warning:')} ${text}\n`),
   };
 }

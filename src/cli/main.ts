@@ -1,16 +1,26 @@
+import { realpathSync } from 'node:fs';
+import * as path from 'node:path';
 import { CommanderError } from 'commander';
 import { VfioctlError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
 import type { Command } from 'commander';
-import { commandNameOf, createBaseProgram, finishProgram, VERSION } from './program-base.js';
+import { SCHEMA_VERSION } from './context.js';
+import { commandNameOf, createBaseProgram, finishProgram, USAGE_HINT, VERSION } from './program-base.js';
 import { fdWriter, isTerminal } from './stdio.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
  * exit codes; it never calls process.exit, so piped output is never cut short.
  */
-export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+export async function run(argv: readonly string[], outer: CliContext): Promise<number> {
+  const runState = { jsonPrinted: false };
+  const ctx: CliContext = { ...outer, runState };
+  // Under --json every run prints one document: the command's, or else the error document.
+  const errorDoc = (exit: number, code: string, message: string, hint: string | null) => {
+    if (!wantsJson(argv) || runState.jsonPrinted) return;
+    ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, error: { code, exit, message, hint } }, null, 2) + '\n');
+  };
   try {
     const program = await loadProgram(argv, ctx);
     await program.parseAsync([...argv], { from: 'user' });
@@ -18,18 +28,31 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; every parse error is a usage error (commander says 1).
-      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+      if (err.exitCode === 0) return ExitCode.OK;
+      errorDoc(ExitCode.USAGE, 'usage', err.message.replace(/^error: /, ''), USAGE_HINT);
+      return ExitCode.USAGE;
     }
     if (err instanceof VfioctlError) {
       ctx.stderr.write(`vfioctl: ${err.what}: ${err.why}\n`);
       if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+      errorDoc(err.code, err.errorCode, `${err.what}: ${err.why}`, err.hint ?? null);
       return err.code;
     }
     const e = err instanceof Error ? err : new Error(String(err));
     ctx.stderr.write(`vfioctl: internal error (please report, vfioctl ${VERSION}, node ${process.version}): ${e.message}\n`);
     if (ctx.env.VFIOCTL_DEBUG) ctx.stderr.write(`${e.stack}\n`);
+    errorDoc(ExitCode.INTERNAL, 'internal-error', `internal error (please report, vfioctl ${VERSION}, node ${process.version}): ${e.message}`, 'run again with VFIOCTL_DEBUG=1 for the stack trace, and report it');
     return ExitCode.INTERNAL;
   }
+}
+
+/** `--json` anywhere before a `--` that ends the options. */
+export function wantsJson(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--json') return true;
+  }
+  return false;
 }
 
 /**
@@ -52,12 +75,25 @@ async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Co
   return finishProgram(program, ctx);
 }
 
+function packageDirOf(script: string | undefined): string | undefined {
+  if (!script) return undefined;
+  try {
+    return path.dirname(path.dirname(realpathSync(script)));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Entry point used by bin/vfioctl. */
 export async function main(): Promise<void> {
   // The reader went away (`vfioctl groups | head`): stop quietly as a SIGPIPE'd tool would.
   const readerGone = () => process.exit(process.exitCode ?? 0);
   const [{ execaRunner }, isTTY] = await Promise.all([import('./runner.js'), isTerminal(1)]);
   process.exitCode = await run(process.argv.slice(2), {
+    // bin/vfioctl is <package>/bin/vfioctl (through any symlink on PATH).
+    packageDir: packageDirOf(process.argv[1]),
+    // process.stdout is a tty.WriteStream on a terminal: made only when a table needs the width.
+    terminalColumns: () => (isTTY ? process.stdout.columns : undefined),
     stdout: fdWriter(1, readerGone),
     stderr: fdWriter(2, readerGone),
     env: process.env,

@@ -7,6 +7,29 @@ import type { CliContext } from './context.js';
  * other command module (start-up time is most of a `groups` run on small hosts).
  */
 export const VERSION = '0.1.0';
+export const USAGE_HINT = "run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage";
+
+/** The end of `vfioctl --help`: what scripts and shells need without the manual. */
+const HELP_AFTER = `
+Exit status:
+  0   ok (also: nothing to do, no IOMMU groups, a reset plan that is not ready)
+  1   failed            2  usage            3  no such device or group
+  4   refused           5  permission denied (run as root)
+  70  internal error (a bug: please report it)
+  With --json every run prints one JSON document; on an error
+  {"schemaVersion":1,"error":{"code","exit","message","hint"}} (schemas: schema/ in the package).
+
+Environment:
+  VFIOCTL_ROOT          default for --root
+  NO_COLOR              never colour (--color on the command line wins)
+  FORCE_COLOR           colour through a pipe too (--no-color and NO_COLOR win)
+  TERM                  no colour on a dumb terminal
+  COLUMNS               the width the groups table fits on a terminal
+  VFIOCTL_LOCK_TIMEOUT  seconds bind, unbind, apply and vfs wait for another vfioctl (10)
+  VFIOCTL_EXEC          the vfioctl that the unit written by persist runs
+  VFIOCTL_DEBUG         stack traces of internal errors; code cache use at start-up
+
+More: man vfioctl (in a checkout: man ./man/vfioctl.8).`;
 
 /** commander's own messages in vfioctl's error format: `vfioctl: <what>`. */
 function output(ctx: CliContext) {
@@ -26,7 +49,8 @@ export function createBaseProgram(ctx: CliContext): Command {
     .option('--color', 'force colour')
     .option('--no-color', 'never colour (also NO_COLOR)')
     .option('-v, --verbose', 'print each sysfs write on stderr')
-    .showHelpAfterError("hint: run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage")
+    .addHelpText('after', HELP_AFTER)
+    .showHelpAfterError(`hint: ${USAGE_HINT}`)
     .exitOverride()
     .configureOutput(output(ctx));
 }

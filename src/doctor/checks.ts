@@ -7,14 +7,16 @@ export interface CheckResult {
   /** Stable id (kebab-case); part of the JSON contract. */
   readonly id: string;
   readonly status: CheckStatus;
+  /** Stable kebab-case word for this outcome of the check (JSON contract; vfioctl(8), doctor). */
+  readonly code: string;
   readonly message: string;
   /** What to do about it; null when nothing needs doing. */
   readonly fix: string | null;
 }
 
-const pass = (id: string, message: string): CheckResult => ({ id, status: 'PASS', message, fix: null });
-const warn = (id: string, message: string, fix: string): CheckResult => ({ id, status: 'WARN', message, fix });
-const fail = (id: string, message: string, fix: string): CheckResult => ({ id, status: 'FAIL', message, fix });
+const pass = (id: string, code: string, message: string): CheckResult => ({ id, status: 'PASS', code, message, fix: null });
+const warn = (id: string, code: string, message: string, fix: string): CheckResult => ({ id, status: 'WARN', code, message, fix });
+const fail = (id: string, code: string, message: string, fix: string): CheckResult => ({ id, status: 'FAIL', code, message, fix });
 
 const GRUB_FIX = '(Debian/Ubuntu: GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot';
 /** Module parameter booleans print as Y/N; a few builds print 1/0. */
@@ -36,90 +38,96 @@ function checkIommuActive(f: DoctorFacts, params: readonly CmdlineParam[]): Chec
   const id = 'iommu-active';
   if (f.iommuGroupCount > 0) {
     const units = f.iommuUnits.length ? `units: ${f.iommuUnits.join(', ')}` : 'no units under /sys/class/iommu';
-    return pass(id, `IOMMU active: ${f.iommuGroupCount} IOMMU group${f.iommuGroupCount === 1 ? '' : 's'} (${units})`);
+    return pass(id, 'iommu-active', `IOMMU active: ${f.iommuGroupCount} IOMMU group${f.iommuGroupCount === 1 ? '' : 's'} (${units})`);
   }
   if (f.iommuUnits.length > 0) {
-    return fail(id, `IOMMU units registered (${f.iommuUnits.join(', ')}) but no IOMMU groups exist`,
+    return fail(id, 'iommu-init-failed', `IOMMU units registered (${f.iommuUnits.join(', ')}) but no IOMMU groups exist`,
       'check the kernel log (dmesg | grep -i -e DMAR -e AMD-Vi -e iommu) for initialisation errors');
   }
   const off = iommuOffTokens(params);
-  if (off.length) return fail(id, `no IOMMU groups: the kernel command line turns the IOMMU off (${off.join(' ')})`, `remove ${off.join(' ')} from the kernel command line ${GRUB_FIX}`);
-  if (f.firmwareDmar) return fail(id, 'no IOMMU groups although firmware has a DMAR table (Intel VT-d)', `add intel_iommu=on to the kernel command line ${GRUB_FIX}`);
-  if (f.firmwareIvrs) return fail(id, 'no IOMMU groups although firmware has an IVRS table (AMD-Vi)', 'check the kernel log for AMD-Vi errors; make sure amd_iommu=off is not set and the IOMMU is enabled in firmware setup');
-  return fail(id, 'no IOMMU groups: the IOMMU is not active', 'enable VT-d (Intel) or IOMMU/AMD-Vi (AMD) in the firmware setup, then boot with intel_iommu=on on Intel');
+  if (off.length) return fail(id, 'iommu-off-cmdline', `no IOMMU groups: the kernel command line turns the IOMMU off (${off.join(' ')})`, `remove ${off.join(' ')} from the kernel command line ${GRUB_FIX}`);
+  if (f.firmwareDmar) return fail(id, 'iommu-not-enabled-dmar', 'no IOMMU groups although firmware has a DMAR table (Intel VT-d)', `add intel_iommu=on to the kernel command line ${GRUB_FIX}`);
+  if (f.firmwareIvrs) return fail(id, 'iommu-not-enabled-ivrs', 'no IOMMU groups although firmware has an IVRS table (AMD-Vi)', 'check the kernel log for AMD-Vi errors; make sure amd_iommu=off is not set and the IOMMU is enabled in firmware setup');
+  return fail(id, 'iommu-inactive', 'no IOMMU groups: the IOMMU is not active', 'enable VT-d (Intel) or IOMMU/AMD-Vi (AMD) in the firmware setup, then boot with intel_iommu=on on Intel');
 }
 
 function checkIommuCmdline(f: DoctorFacts, params: readonly CmdlineParam[]): CheckResult {
   const id = 'iommu-cmdline';
   const off = iommuOffTokens(params);
-  if (off.length) return fail(id, `the kernel command line disables the IOMMU: ${off.join(' ')}`, `remove ${off.join(' ')} from the kernel command line ${GRUB_FIX}`);
+  if (off.length) return fail(id, 'iommu-off-cmdline', `the kernel command line disables the IOMMU: ${off.join(' ')}`, `remove ${off.join(' ')} from the kernel command line ${GRUB_FIX}`);
   const given = params.filter((p) => ['intel_iommu', 'amd_iommu', 'iommu'].includes(p.name)).map((p) => p.raw);
   if (given.length) {
     const pt = paramValue(params, 'iommu') === 'pt' ? ' (iommu=pt keeps host devices in passthrough; VFIO switches the domain when it claims a group)' : '';
-    return pass(id, `IOMMU options on the command line: ${given.join(' ')}${pt}`);
+    return pass(id, 'iommu-options', `IOMMU options on the command line: ${given.join(' ')}${pt}`);
   }
   if (f.iommuGroupCount === 0 && f.firmwareDmar) {
     // Debian's 6.1 kernel, among others, is built with CONFIG_INTEL_IOMMU_DEFAULT_ON off.
-    return fail(id, 'no intel_iommu= option, and this kernel does not enable VT-d by default', `add intel_iommu=on to the kernel command line ${GRUB_FIX}`);
+    return fail(id, 'intel-iommu-not-default', 'no intel_iommu= option, and this kernel does not enable VT-d by default', `add intel_iommu=on to the kernel command line ${GRUB_FIX}`);
   }
-  return pass(id, f.iommuGroupCount > 0 ? 'no IOMMU options on the command line; the kernel enables the IOMMU by default' : 'no IOMMU options on the command line');
+  return pass(id, 'no-iommu-options', f.iommuGroupCount > 0 ? 'no IOMMU options on the command line; the kernel enables the IOMMU by default' : 'no IOMMU options on the command line');
 }
 
 function checkFirmware(f: DoctorFacts): CheckResult {
   const id = 'iommu-firmware';
   const tables = [f.firmwareDmar ? 'DMAR (Intel VT-d)' : '', f.firmwareIvrs ? 'IVRS (AMD-Vi)' : ''].filter(Boolean);
-  if (tables.length) return pass(id, `firmware describes an IOMMU: ${tables.join(', ')}`);
-  if (f.iommuGroupCount > 0) return pass(id, 'no DMAR or IVRS ACPI table; the IOMMU is described another way (device tree, virtio-iommu)');
-  return fail(id, 'firmware has no DMAR or IVRS ACPI table: VT-d/AMD-Vi is disabled in firmware setup or not supported',
+  if (tables.length) return pass(id, 'firmware-table', `firmware describes an IOMMU: ${tables.join(', ')}`);
+  if (f.iommuGroupCount > 0) return pass(id, 'iommu-other-description', 'no DMAR or IVRS ACPI table; the IOMMU is described another way (device tree, virtio-iommu)');
+  return fail(id, 'no-firmware-table', 'firmware has no DMAR or IVRS ACPI table: VT-d/AMD-Vi is disabled in firmware setup or not supported',
     'enable VT-d (Intel) or IOMMU/AMD-Vi (AMD) in the firmware setup; on a VM, give it a virtual IOMMU (QEMU: -device intel-iommu,intremap=on)');
 }
 
 function checkInterruptRemapping(f: DoctorFacts, params: readonly CmdlineParam[]): CheckResult {
   const id = 'interrupt-remapping';
   const unsafe = isOn(f.type1AllowUnsafeInterrupts) || isOn(f.iommufdAllowUnsafeInterrupts);
-  if (f.interrupts === undefined) return warn(id, 'cannot read /proc/interrupts to see whether interrupt remapping is on', 'run doctor on the host itself (not in a container without /proc)');
+  if (f.interrupts === undefined) {
+    const captured = f.root !== undefined && f.root !== '/';
+    return warn(id, 'interrupts-unreadable', `cannot read /proc/interrupts${captured ? ` in ${f.root}` : ''} to see whether interrupt remapping is on`,
+      captured
+        ? "capture the host with 'vfioctl snapshot DIR' (it copies /proc/interrupts), then run 'vfioctl --root DIR doctor'"
+        : 'run vfioctl doctor on the host itself, where /proc is mounted (not in a container without /proc)');
+  }
   // Remapped MSI chips are named IR-PCI-MSI…, IR-IO-APIC (Intel and AMD); GICv3 ITS isolates MSIs on arm64.
-  if (/\bIR-[A-Z]/.test(f.interrupts)) return pass(id, 'interrupt remapping is on (IR- interrupt chips in /proc/interrupts)');
-  if (/\bITS-(?:pMSI|MSI|fMSI)/.test(f.interrupts)) return pass(id, 'MSIs are isolated by a GICv3 ITS');
-  if (f.iommuGroupCount === 0) return warn(id, 'no interrupt remapping (the IOMMU is off)', 'enable the IOMMU first (see iommu-active)');
-  if (!/\bPCI-MSI/.test(f.interrupts)) return warn(id, 'no MSI interrupts in use, so /proc/interrupts cannot show whether remapping is on', "check the kernel log for 'Enabled IRQ remapping' (Intel) or 'Interrupt remapping enabled' (AMD)");
+  if (/\bIR-[A-Z]/.test(f.interrupts)) return pass(id, 'remapping-on', 'interrupt remapping is on (IR- interrupt chips in /proc/interrupts)');
+  if (/\bITS-(?:pMSI|MSI|fMSI)/.test(f.interrupts)) return pass(id, 'its-msi', 'MSIs are isolated by a GICv3 ITS');
+  if (f.iommuGroupCount === 0) return warn(id, 'iommu-off', 'no interrupt remapping (the IOMMU is off)', 'enable the IOMMU first (see iommu-active)');
+  if (!/\bPCI-MSI/.test(f.interrupts)) return warn(id, 'no-msi-in-use', 'no MSI interrupts in use, so /proc/interrupts cannot show whether remapping is on', "check the kernel log for 'Enabled IRQ remapping' (Intel) or 'Interrupt remapping enabled' (AMD)");
   const intremap = paramValue(params, 'intremap');
   const cause = intremap === 'off' ? ' (intremap=off is on the command line)' : '';
-  if (unsafe) return warn(id, `MSIs are not remapped${cause}; VFIO works only because allow_unsafe_interrupts is set`, 'enable interrupt remapping (VT-d/x2APIC in firmware; no intremap=off) and drop allow_unsafe_interrupts');
-  return fail(id, `MSIs are not remapped${cause}: VFIO refuses to attach groups (EPERM, "No interrupt remapping support")`,
+  if (unsafe) return warn(id, 'unsafe-interrupts-allowed', `MSIs are not remapped${cause}; VFIO works only because allow_unsafe_interrupts is set`, 'enable interrupt remapping (VT-d/x2APIC in firmware; no intremap=off) and drop allow_unsafe_interrupts');
+  return fail(id, 'not-remapped', `MSIs are not remapped${cause}: VFIO refuses to attach groups (EPERM, "No interrupt remapping support")`,
     `enable interrupt remapping in firmware${intremap === 'off' ? ' and remove intremap=off' : ''}; only on a trusted host, vfio_iommu_type1.allow_unsafe_interrupts=1 works around it`);
 }
 
 function checkModule(f: DoctorFacts, module: 'vfio' | 'vfio_pci' | 'vfio_iommu_type1'): CheckResult {
   const id = `module-${module.replace(/_/g, '-')}`;
-  if (f.modules[module] || (module === 'vfio_pci' && f.vfioPciDriver)) return pass(id, `${module} is loaded`);
-  if (module === 'vfio_iommu_type1' && f.modules.iommufd) return pass(id, 'vfio_iommu_type1 is not loaded; iommufd is (it can provide the container)');
-  return warn(id, `${module} is not loaded`, `modprobe vfio-pci (loads vfio and vfio_iommu_type1 too); vfioctl bind loads it on demand`);
+  if (f.modules[module] || (module === 'vfio_pci' && f.vfioPciDriver)) return pass(id, 'module-loaded', `${module} is loaded`);
+  if (module === 'vfio_iommu_type1' && f.modules.iommufd) return pass(id, 'iommufd-loaded', 'vfio_iommu_type1 is not loaded; iommufd is (it can provide the container)');
+  return warn(id, 'module-not-loaded', `${module} is not loaded`, `modprobe vfio-pci (loads vfio and vfio_iommu_type1 too); vfioctl bind loads it on demand`);
 }
 
 function checkUnsafeInterrupts(f: DoctorFacts): CheckResult {
   const id = 'allow-unsafe-interrupts';
   const on = [isOn(f.type1AllowUnsafeInterrupts) ? 'vfio_iommu_type1' : '', isOn(f.iommufdAllowUnsafeInterrupts) ? 'iommufd' : ''].filter(Boolean);
   if (on.length) {
-    return warn(id, `allow_unsafe_interrupts is on (${on.join(', ')}): a device given to a guest can inject interrupts into the host`,
+    return warn(id, 'unsafe-interrupts-on', `allow_unsafe_interrupts is on (${on.join(', ')}): a device given to a guest can inject interrupts into the host`,
       'remove allow_unsafe_interrupts from /etc/modprobe.d and the kernel command line unless the platform truly lacks interrupt remapping');
   }
-  return pass(id, f.type1AllowUnsafeInterrupts === undefined && f.iommufdAllowUnsafeInterrupts === undefined ? 'allow_unsafe_interrupts is not set (module not loaded)' : 'allow_unsafe_interrupts is off');
+  return pass(id, 'unsafe-interrupts-off', f.type1AllowUnsafeInterrupts === undefined && f.iommufdAllowUnsafeInterrupts === undefined ? 'allow_unsafe_interrupts is not set (module not loaded)' : 'allow_unsafe_interrupts is off');
 }
 
 function checkVfioPciIds(params: readonly CmdlineParam[]): CheckResult {
   const id = 'vfio-pci-ids';
   const ids = params.filter((p) => p.name === 'vfio_pci.ids');
-  if (!ids.length) return pass(id, 'no vfio-pci.ids= on the kernel command line');
-  return warn(id, `${ids.map((p) => p.raw).join(' ')} on the kernel command line: every device with these ids, present or hot-plugged, binds to vfio-pci without any group or in-use check`,
+  if (!ids.length) return pass(id, 'no-vfio-pci-ids', 'no vfio-pci.ids= on the kernel command line');
+  return warn(id, 'vfio-pci-ids', `${ids.map((p) => p.raw).join(' ')} on the kernel command line: every device with these ids, present or hot-plugged, binds to vfio-pci without any group or in-use check`,
     `remove it ${GRUB_FIX}, and keep the bindings with 'vfioctl persist' (per-device driver_override)`);
 }
 
 function checkAcsOverride(params: readonly CmdlineParam[]): CheckResult {
   const id = 'acs-override';
   const acs = params.filter((p) => p.name === 'pcie_acs_override');
-  if (!acs.length) return pass(id, 'no ACS override: IOMMU groups reflect the hardware');
-  return warn(id, `${acs.map((p) => p.raw).join(' ')} (an out-of-tree patch) is in use: groups may be split where the hardware does not isolate, so devices in different groups can still reach each other by peer-to-peer DMA`,
+  if (!acs.length) return pass(id, 'no-acs-override', 'no ACS override: IOMMU groups reflect the hardware');
+  return warn(id, 'acs-override', `${acs.map((p) => p.raw).join(' ')} (an out-of-tree patch) is in use: groups may be split where the hardware does not isolate, so devices in different groups can still reach each other by peer-to-peer DMA`,
     'remove pcie_acs_override= unless you accept that risk; move the card to a slot with a root port that has ACS');
 }
 
@@ -128,10 +136,16 @@ function checkNoiommu(f: DoctorFacts): CheckResult {
   const nodes = f.groupNodes.filter((n) => /\/noiommu-\d+$/.test(n.path)).map((n) => n.path);
   if (isOn(f.noiommuMode) || nodes.length) {
     const what = nodes.length ? `; noiommu groups in use: ${nodes.join(', ')}` : '';
-    return warn(id, `unsafe noiommu mode is enabled (vfio.enable_unsafe_noiommu_mode): devices without an IOMMU group can be bound with no DMA protection, tainting the kernel${what}`,
+    return warn(id, 'noiommu-on', `unsafe noiommu mode is enabled (vfio.enable_unsafe_noiommu_mode): devices without an IOMMU group can be bound with no DMA protection, tainting the kernel${what}`,
       "set vfio.enable_unsafe_noiommu_mode=0 (echo N > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode) unless this host is meant to run without an IOMMU");
   }
-  return pass(id, f.noiommuMode === undefined ? 'noiommu mode is not available (vfio not loaded or built without CONFIG_VFIO_NOIOMMU)' : 'noiommu mode is off');
+  return pass(id, 'noiommu-off', f.noiommuMode === undefined ? 'noiommu mode is not available (vfio not loaded or built without CONFIG_VFIO_NOIOMMU)' : 'noiommu mode is off');
+}
+
+/** What `vfioctl grant` is given for the first of these nodes: its group, else any device. */
+function grantTarget(nodes: readonly NodeFact[]): string {
+  const group = nodes.map((n) => /^\/dev\/vfio\/(\d+)$/.exec(n.path)?.[1]).find((g) => g !== undefined);
+  return group === undefined ? 'SELECTOR' : `group:${group}`;
 }
 
 const octal = (m: number) => m.toString(8).padStart(4, '0');
@@ -139,19 +153,19 @@ const owner = (n: NodeFact) => `${n.path} ${n.uid}:${n.gid} ${octal(n.mode)}`;
 
 function checkDevVfio(f: DoctorFacts): CheckResult {
   const id = 'dev-vfio-permissions';
-  if (!f.devVfio) return warn(id, '/dev/vfio does not exist (vfio is not loaded)', 'modprobe vfio-pci');
+  if (!f.devVfio) return warn(id, 'no-dev-vfio', '/dev/vfio does not exist (vfio is not loaded)', 'modprobe vfio-pci');
   // Group and device nodes are 0600 root:root by default; anything "other" can open devices.
   const open = [...f.groupNodes, ...f.deviceNodes].filter((n) => (n.mode & 0o006) !== 0);
   if (open.length) {
-    return fail(id, `world-accessible VFIO nodes, any local user can take over their devices: ${open.map(owner).join(', ')}`,
-      `chmod 0600 ${open.map((n) => n.path).join(' ')}, or give one user access with 'vfioctl grant SELECTOR --user U'`);
+    return fail(id, 'world-accessible', `world-accessible VFIO nodes, any local user can take over their devices: ${open.map(owner).join(', ')}`,
+      `chmod 0600 ${open.map((n) => n.path).join(' ')}, or give one user access with 'vfioctl grant ${grantTarget(open)} --user USER'`);
   }
   if (f.container && (f.container.mode & 0o666) !== 0o666) {
-    return warn(id, `/dev/vfio/vfio is ${octal(f.container.mode)}: users granted a group cannot open the container`, 'chmod 0666 /dev/vfio/vfio (the kernel default; it grants nothing by itself)');
+    return warn(id, 'container-not-0666', `/dev/vfio/vfio is ${octal(f.container.mode)}: users granted a group cannot open the container`, 'chmod 0666 /dev/vfio/vfio (the kernel default; it grants nothing by itself)');
   }
   const granted = [...f.groupNodes, ...f.deviceNodes].filter((n) => n.uid !== 0 || n.gid !== 0);
   const summary = `${f.groupNodes.length} group node${f.groupNodes.length === 1 ? '' : 's'}`;
-  return pass(id, granted.length ? `${summary}; granted to non-root: ${granted.map(owner).join(', ')}` : `${summary}, none accessible to other users`);
+  return pass(id, 'permissions-ok', granted.length ? `${summary}; granted to non-root: ${granted.map(owner).join(', ')}` : `${summary}, none accessible to other users`);
 }
 
 /** Every check, in a fixed order. Pure: facts in, results out. */

@@ -8,6 +8,8 @@ export interface NodeFact {
 }
 
 export interface DoctorFacts {
+  /** The --root the facts were read under; '/' (or absent) for the running host. */
+  readonly root?: string;
   /** Entries of /sys/kernel/iommu_groups. */
   readonly iommuGroupCount: number;
   /** Entries of /sys/class/iommu (`dmar0`, `ivhd0`, …). */

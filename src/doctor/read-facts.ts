@@ -23,6 +23,7 @@ export function readDoctorFacts(fs: FsRoot): DoctorFacts {
     .map((n) => nodeFact(fs, `${DEV_VFIO}/devices/${n}`))
     .filter((n): n is NodeFact => n !== undefined);
   return {
+    root: fs.root,
     iommuGroupCount: fs.list(IOMMU_GROUPS).length,
     iommuUnits: fs.list(CLASS_IOMMU),
     cmdline: fs.read(PROC_CMDLINE) ?? '',

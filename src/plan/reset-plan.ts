@@ -39,9 +39,16 @@ export interface AffectedDevice {
   vfio: boolean;
 }
 
+/** Why the scope is what it is, as a stable word (JSON `reasonCode`). */
+export type ScopeReasonCode = 'slot-reset' | 'bus-reset' | 'vf-virtual-bus' | 'root-bus' | 'no-bus-reset-quirk';
+
+/** What would have to change, as a stable word (JSON `changeCode`); null when ready. */
+export type ChangeCode = 'no-hot-reset' | 'not-callable' | 'bridge-in-scope' | 'vf-in-scope' | 'call-from-other-device' | 'bind-and-assign';
+
 export interface HotResetPlan {
   scope: HotResetScope;
   reason: string;
+  reasonCode: ScopeReasonCode;
   /** Upstream bridge of the reset bus (the slot's bridge for a slot reset); null on a root bus. */
   bridge: Bdf | null;
   /** Slot name for a slot reset. */
@@ -53,6 +60,7 @@ export interface HotResetPlan {
   blockers: Blocker[];
   /** What would have to change for the reset to work; null when ready. */
   change: string | null;
+  changeCode: ChangeCode | null;
   /** Some blocker cannot be fixed by binding devices or assigning groups. */
   impossible: boolean;
 }
@@ -215,6 +223,7 @@ class Topology {
 interface Scope {
   scope: HotResetScope;
   reason: string;
+  reasonCode: ScopeReasonCode;
   bridge: Bdf | null;
   slot: PciSlot | null;
   devices: PciDevice[];
@@ -231,7 +240,7 @@ function decideScope(t: Topology, d: PciDevice): Scope {
       const devices = t.slotDevices(slot, bus);
       const q = t.quirked(bridge, devices);
       if (!q) {
-        return { scope: 'slot', bridge, slot, devices,
+        return { scope: 'slot', reasonCode: 'slot-reset', bridge, slot, devices,
           reason: `slot reset: ${d.bdf} is in hotplug slot "${slot.name}" driven by ${driver}, which can reset the slot; only the slot's devices are reset (${t.reading.text})` };
       }
       slotNote = `; slot "${slot.name}" cannot reset because ${q.bdf} (${q.what}) has the NO_BUS_RESET quirk`;
@@ -248,16 +257,16 @@ function decideScope(t: Topology, d: PciDevice): Scope {
     const why = t.onVirtualBus(d)
       ? `${d.bdf} is a VF on a virtual bus, which has no bridge to reset it`
       : `${d.bdf} is on the root bus (${d.rootBus}), which has no upstream bridge to reset it`;
-    return { scope: 'none', bridge, slot: null, devices: [], reason: `no hot reset: ${why}${slotNote}; the kernel answers ENODEV` };
+    return { scope: 'none', reasonCode: t.onVirtualBus(d) ? 'vf-virtual-bus' : 'root-bus', bridge, slot: null, devices: [], reason: `no hot reset: ${why}${slotNote}; the kernel answers ENODEV` };
   }
   const devices = t.walk(bus);
   const q = t.quirked(bridge, devices);
   if (q) {
     const where = q.bdf === bridge ? 'the bridge' : q.bdf === d.bdf ? 'the device itself' : 'a device on or below the bus';
-    return { scope: 'none', bridge, slot: null, devices: [],
+    return { scope: 'none', reasonCode: 'no-bus-reset-quirk', bridge, slot: null, devices: [],
       reason: `no hot reset: ${where} ${q.bdf} (${q.what}) has the kernel's NO_BUS_RESET quirk, so bus ${bus} below ${bridge} cannot be reset${slotNote}; the kernel answers ENODEV` };
   }
-  return { scope: 'bus', bridge, slot: null, devices,
+  return { scope: 'bus', reasonCode: 'bus-reset', bridge, slot: null, devices,
     reason: `bus reset: secondary bus reset of bus ${bus} below bridge ${bridge}, hitting everything on that bus and below it${slotNote}` };
 }
 
@@ -307,8 +316,20 @@ function blockersFor(t: Topology, d: PciDevice, s: Scope, affected: readonly Aff
   return out;
 }
 
+/** The stable word for changeFor's sentence (the same decision order). */
+function changeCodeFor(t: Topology, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible'>): ChangeCode | null {
+  if (plan.ready) return null;
+  const codes = new Set(plan.blockers.map((b) => b.code));
+  if (codes.has('no-hot-reset')) return 'no-hot-reset';
+  if (codes.has('vf-caller') || codes.has('root-bus-caller')) return 'not-callable';
+  if (codes.has('bridge')) return 'bridge-in-scope';
+  if (plan.blockers.some((b) => b.code === 'other-dev-set' && t.device(b.bdf)?.physfn)) return 'vf-in-scope';
+  if (codes.has('other-dev-set')) return 'call-from-other-device';
+  return 'bind-and-assign';
+}
+
 /** Words for what would have to change; null when nothing has to. */
-function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' | 'impossible'>, functionMethods: readonly string[]): string | null {
+function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible'>, functionMethods: readonly string[]): string | null {
   if (plan.ready) return null;
   const fallback = functionMethods.length
     ? `vfio-pci still resets ${d.bdf} alone with ${functionMethods.join('/')} on open and close`
@@ -350,7 +371,7 @@ function planOne(t: Topology, d: PciDevice, inUse: InUsePredicate): ResetPlan {
   const affected = s.devices.map((x) => affectedEntry(t, x, inUse));
   const groups = [...new Set(affected.map((a) => a.group).filter((g): g is number => g !== null))].sort((a, b) => a - b);
   const blockers = blockersFor(t, d, s, affected);
-  const base = { scope: s.scope, reason: s.reason, bridge: s.bridge, slot: s.slot?.name ?? null, affected, groups, ready: blockers.length === 0, blockers };
+  const base = { scope: s.scope, reason: s.reason, reasonCode: s.reasonCode, bridge: s.bridge, slot: s.slot?.name ?? null, affected, groups, ready: blockers.length === 0, blockers };
   return {
     device: d.bdf,
     group: d.iommuGroup,
@@ -358,7 +379,7 @@ function planOne(t: Topology, d: PciDevice, inUse: InUsePredicate): ResetPlan {
     resetMethodKnown: d.resetMethodKnown,
     functionReset: functionResetMethods.length > 0,
     functionResetMethods,
-    hotReset: { ...base, change: changeFor(t, d, base, functionResetMethods), impossible: blockers.some((b) => STRUCTURAL.has(b.code)) },
+    hotReset: { ...base, change: changeFor(t, d, base, functionResetMethods), changeCode: changeCodeFor(t, base), impossible: blockers.some((b) => STRUCTURAL.has(b.code)) },
   };
 }
 
@@ -380,6 +401,8 @@ export interface SetReset {
   /** Would succeed right now for some caller. */
   ready: boolean;
   reason: string;
+  /** The scope's reasonCode, or for an impossible reset the changeCode that says why. */
+  reasonCode: ScopeReasonCode | ChangeCode;
 }
 
 export interface SetAnalysis {
@@ -392,7 +415,7 @@ export interface SetAnalysis {
   /** Callers whose hot reset is possible but needs groups outside the set. */
   needOutside: { device: Bdf; groups: number[]; devices: Bdf[] }[];
   /** Callers with no possible hot reset, and why. */
-  impossible: { device: Bdf; reason: string }[];
+  impossible: { device: Bdf; reason: string; code: ScopeReasonCode | ChangeCode }[];
   assumption: string;
 }
 
@@ -411,7 +434,10 @@ export function analyseSet(host: Host, plans: readonly ResetPlan[]): SetAnalysis
     if (prev) {
       prev.callers.push(p.device);
       // A reset that one member cannot call may still be callable from another.
-      if (possible && !prev.possible) prev.reason = h.reason;
+      if (possible && !prev.possible) {
+        prev.reason = h.reason;
+        prev.reasonCode = h.reasonCode;
+      }
       prev.possible ||= possible;
       prev.byItself = prev.possible && prev.outsideGroups.length === 0 && prev.outsideDevices.length === 0;
       prev.ready ||= h.ready;
@@ -430,6 +456,7 @@ export function analyseSet(host: Host, plans: readonly ResetPlan[]): SetAnalysis
       outsideDevices,
       ready: h.ready,
       reason: h.scope === 'none' ? h.reason : possible ? h.reason : h.change ?? h.reason,
+      reasonCode: h.scope === 'none' || possible ? h.reasonCode : h.changeCode ?? h.reasonCode,
     });
   }
   const resets = [...merged.values()];
@@ -439,7 +466,7 @@ export function analyseSet(host: Host, plans: readonly ResetPlan[]): SetAnalysis
     resets,
     byItself: resets.filter((r) => r.byItself).flatMap((r) => r.callers),
     needOutside: resets.filter((r) => r.possible && !r.byItself).flatMap((r) => r.callers.map((device) => ({ device, groups: r.outsideGroups, devices: r.outsideDevices }))),
-    impossible: resets.filter((r) => !r.possible).flatMap((r) => r.callers.map((device) => ({ device, reason: r.reason }))),
+    impossible: resets.filter((r) => !r.possible).flatMap((r) => r.callers.map((device) => ({ device, reason: r.reason, code: r.reasonCode }))),
     assumption: 'the VM owns every group of the set whole, with every member bound to vfio-pci or a variant',
   };
 }

@@ -30,6 +30,6 @@ export function resolveAccount(kind: 'user' | 'group', text: string, entries: re
     return entries.find((e) => e.id === id) ?? { name: t, id };
   }
   const hit = entries.find((e) => e.name === t);
-  if (!hit) throw notFound(`${kind} "${t}"`, `no such ${kind} in ${file}`, `give a ${kind} that exists under the root, or its number`);
+  if (!hit) throw notFound(`${kind} "${t}"`, `no such ${kind} in ${file}`, `give a ${kind} that exists under the root, or its number`, 'no-such-account');
   return hit;
 }

@@ -73,7 +73,7 @@ export function concreteDriver(fs: FsRoot, host: Host, aliases: readonly VfioAli
     return { driver: driverOfModule(fs, best.module).driver, module: best.module };
   }
   const r = resolveDriverName(fs, desired, aliases);
-  if (!r) throw notFound(`driver "${desired}"`, 'no such driver or module (not registered, not loaded, not in modules.alias)', "run 'vfioctl variants SELECTOR' to list the candidates");
+  if (!r) throw notFound(`driver "${desired}"`, 'no such driver or module (not registered, not loaded, not in modules.alias)', "run 'vfioctl variants SELECTOR' to list the candidates", 'no-such-driver');
   return { driver: r.driver, module: r.module ?? r.driver.replace(/-/g, '_') };
 }
 

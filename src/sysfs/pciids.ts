@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FsRoot } from './fsroot.js';
 import { PCI_IDS_CANDIDATES } from './paths.js';
 
@@ -14,11 +15,20 @@ const NO_NAMES: PciNames = { vendor: () => null, device: () => null, subsystem: 
 /**
  * Names from the system's pci.ids (hwdata). The file is over a megabyte, so instead of
  * parsing it whole we find the block of each vendor asked for, on demand, and cache it.
+ * The tree's own pci.ids comes first; a tree without one (a capture, --root) gets the first
+ * readable file of `fallback` (host paths: ids mean the same on every machine).
  */
-export function loadPciNames(fs: FsRoot): PciNames {
+export function loadPciNames(fs: FsRoot, fallback: readonly string[] = fs.root === '/' ? [] : PCI_IDS_CANDIDATES): PciNames {
   for (const candidate of PCI_IDS_CANDIDATES) {
     const text = fs.readText(candidate);
     if (text !== undefined) return new PciIds(text);
+  }
+  for (const hostPath of fallback) {
+    try {
+      return new PciIds(readFileSync(hostPath, 'utf8'));
+    } catch {
+      // next candidate
+    }
   }
   return NO_NAMES;
 }

@@ -58,7 +58,7 @@ export function resolveSelector(fs: FsRoot, host: Host, text: string, opts: Sele
   if (group && opts.groups) {
     const id = Number(group[1]);
     const g = host.groups.find((x) => x.id === id);
-    if (!g) throw notFound(`group ${id}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups");
+    if (!g) throw notFound(`group ${id}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups", 'no-such-group');
     return [...g.devices];
   }
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/main.js';
 import type { Runner } from '../../src/cli/context.js';
 import type { FsRoot } from '../../src/sysfs/fsroot.js';
+import { validateJsonRun } from './schema.js';
 
 /** The checkout (tests run from dist/test/…) and its shipped entry point. */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -21,6 +22,10 @@ export interface CliOptions {
   isTTY?: boolean;
   runner?: Runner;
   makeFs?: (root: string) => FsRoot;
+  /** Host pci.ids used when the tree has none (default: none, so no test depends on the machine's). */
+  pciIdsFallback?: readonly string[];
+  /** Skip the --json schema check (only for tests of invalid output handling). */
+  noSchemaCheck?: boolean;
 }
 
 /** A runner that records calls and fails them all unless told otherwise. */
@@ -34,17 +39,24 @@ export function recordingRunner(answer: (file: string, args: readonly string[]) 
   return { runner, calls };
 }
 
-/** Run vfioctl in-process with string sinks; `--root` is added when `root` is given. */
+/**
+ * Run vfioctl in-process with string sinks; `--root` is added when `root` is given. Every run
+ * with --json is checked against schema/ (helpers/schema.ts): one document, the right schema.
+ */
 export async function cli(argv: string[], root?: string, opts: CliOptions = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  const code = await run(root ? ['--root', root, ...argv] : argv, {
+  const full = root ? ['--root', root, ...argv] : argv;
+  const code = await run(full, {
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
     env: opts.env ?? { NO_COLOR: '1' },
     isTTY: opts.isTTY ?? false,
     runner: opts.runner ?? recordingRunner().runner,
+    packageDir: REPO,
+    pciIdsFallback: opts.pciIdsFallback ?? [],
     ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
   });
+  if (!opts.noSchemaCheck) validateJsonRun(full, code, stdout);
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };
 }

@@ -132,8 +132,14 @@ test('a host without IOMMU groups: plain message and exit 0; the kernel command 
     buildTree(r, { devices: [{ bdf: '0000:00:02.0', id: '8086:46a6', class: '030000', driver: 'i915' }], cmdline: 'root=/dev/sda1 intel_iommu=off quiet' });
     const t = await cli(['groups'], r);
     assert.equal(t.code, 0);
-    assert.equal(t.stdout, 'No IOMMU groups: the IOMMU is disabled on the kernel command line (intel_iommu=off).\n');
-    assert.deepEqual((await cli(['groups', '--json'], r)).json(), { schemaVersion: 1, iommuPresent: false, groups: [] });
+    const [first, hint, ...rest] = t.stdout.split('\n');
+    assert.equal(first, 'No IOMMU groups: the IOMMU is disabled on the kernel command line (intel_iommu=off).');
+    // The first minute: where to go from here, as commands that work (see hints.test.ts).
+    assert.equal(hint, `hint: run 'vfioctl --root ${r} doctor' to see what to change; to see vfioctl on a host with an IOMMU, run 'vfioctl --root examples/hosts/switch groups' (a sample tree it ships)`);
+    assert.deepEqual(rest, ['']);
+    const { hint: jsonHint, ...doc } = (await cli(['groups', '--json'], r)).json();
+    assert.deepEqual(doc, { schemaVersion: 1, iommuPresent: false, groups: [] });
+    assert.equal(`hint: ${jsonHint}`, hint);
   } finally {
     done();
   }

@@ -3,52 +3,115 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cli } from '../helpers/cli.js';
-import { tempRoot } from '../helpers/tree.js';
+import { BIN, cli } from '../helpers/cli.js';
+import { buildTree, tempRoot } from '../helpers/tree.js';
+import { labSpec } from '../helpers/lab-tree.js';
+import { BASH_COMPLETION, bashComplete, fishComplete, has, zshComplete } from '../helpers/shells.js';
 import { bashCompletion, fishCompletion, zshCompletion, type ProgramSpec } from '../../src/cli/render/completion.js';
 
-const has = (shell: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${shell}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+// A lab-shaped tree (never this machine's /sys), a `vfioctl` on PATH that runs this checkout,
+// and the scripts as `vfioctl completion SHELL` prints them.
+const { root: work, cleanup } = tempRoot('vfioctl-completion-');
+test.after(cleanup);
+const ROOT = path.join(work, 'host');
+buildTree(ROOT, labSpec());
+const OTHER = path.join(work, 'other');
+buildTree(OTHER, { devices: [{ bdf: '0000:3b:00.0', id: '8086:1572', class: '020000', driver: 'i40e', group: 40 }], net: { ens1f0: '0000:3b:00.0' } });
+const binDir = path.join(work, 'bin');
+fs.mkdirSync(binDir);
+fs.symlinkSync(BIN, path.join(binDir, 'vfioctl'));
+fs.mkdirSync(path.join(work, 'snapdir'));
+fs.writeFileSync(path.join(work, 'desired.json'), '{}');
+const run = { binDir, cwd: work, env: { VFIOCTL_ROOT: ROOT } };
+const script = async (shell: string) => (await cli(['completion', shell])).stdout;
+const sorted = (xs: readonly string[]) => [...xs].sort();
 
-/** Ask bash what it would complete for the words typed so far. */
-function bashComplete(script: string, words: string[]): string[] {
-  const prog = `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _vfioctl; printf '%s\\n' "\${COMPREPLY[@]}"`;
-  return execFileSync('bash', ['-c', prog], { encoding: 'utf8' }).split('\n').filter(Boolean);
-}
+const ADDRESSES = ['0000:00:00.0', '0000:00:01.0', '0000:00:02.0', '0000:00:03.0', '0000:00:04.0', '0000:00:05.0'];
 
-test('completion bash: every command and its options come from the commander tree', async () => {
-  const r = await cli(['completion', 'bash']);
-  assert.equal(r.code, 0, r.stderr);
-  const script = r.stdout;
-  execFileSync('bash', ['-n'], { input: script });
-  assert.deepEqual(bashComplete(script, ['vfioctl', 'gr']), ['groups', 'grant']);
-  assert.deepEqual(bashComplete(script, ['vfioctl', 'doctor', '--']), ['--json', '--help']);
-  assert.deepEqual(bashComplete(script, ['vfioctl', '--root', '/tmp', 'completion', 'f']), ['fish']);
-  assert.ok(bashComplete(script, ['vfioctl', 'grant', '0000:01:00.0', '--r']).includes('--revoke'));
+test('completion --candidates: addresses in full and short form, interfaces, disks, groups, drivers, from the root', async () => {
+  const words = async (kind: string, root = ROOT) => (await cli(['completion', '--candidates', kind], root)).stdout.trim().split('\n');
+  const device = await words('device');
+  for (const w of ['0000:01:00.0', '01:00.0', '0000:03:02.0', '03:02.0', 'eth0', 'eth2', 'nvme0n1']) assert.ok(device.includes(w), w);
+  assert.ok(!device.some((w) => w.startsWith('group:')), 'show takes no group:N');
+  assert.ok((await words('selector')).includes('group:4'));
+  assert.deepEqual(await words('group'), ['0', '1', '2', '3', '4', '5', '6', '7']);
+  const drivers = await words('driver');
+  for (const w of ['auto', 'vfio-pci', 'mlx5_vfio_pci', 'vfio_pci_lab', 'e1000e']) assert.ok(drivers.includes(w), w);
+  assert.deepEqual(await words('device', OTHER), ['0000:3b:00.0', '3b:00.0', 'ens1f0']);
 });
 
-test('completion zsh and fish parse, and fish completes subcommands and option values', { skip: !(has('zsh') && has('fish')) && 'zsh or fish not installed' }, async () => {
-  const zsh = (await cli(['completion', 'zsh'])).stdout;
-  assert.match(zsh, /^#compdef vfioctl/);
-  execFileSync('zsh', ['-n'], { input: zsh });
-  const fish = (await cli(['completion', 'fish'])).stdout;
-  const { root, cleanup } = tempRoot();
-  try {
-    const file = path.join(root, 'vfioctl.fish');
-    fs.writeFileSync(file, fish);
-    execFileSync('fish', ['-n', file]);
-    const out = execFileSync('fish', ['-c', `source ${file}; complete -C 'vfioctl doc'; complete -C 'vfioctl completion '`], { encoding: 'utf8' });
-    assert.match(out, /^doctor\t/m);
-    assert.deepEqual(out.split('\n').filter((l) => /^(bash|zsh|fish)$/.test(l)).sort(), ['bash', 'fish', 'zsh']);
-  } finally {
-    cleanup();
-  }
+for (const withPackage of [false, true]) {
+  const label = withPackage ? 'with the bash-completion package' : 'without bash-completion';
+  const skip = withPackage && !fs.existsSync(BASH_COMPLETION) ? `bash-completion not installed (${BASH_COMPLETION}; CI installs it: .ci/run)` : false;
+  test(`completion bash (${label}): addresses survive the : word break, every selector position, values from --root`, { skip }, async () => {
+    const s = await script('bash');
+    execFileSync('bash', ['-n'], { input: s });
+    const r = { ...run, bashCompletion: withPackage };
+    const c = (line: string, extra: Partial<typeof run> = {}) => bashComplete(s, line, { ...r, ...extra });
+    // The issue's bug: Tab Tab after `0000:00:0` must not repeat what is typed.
+    const full = c('vfioctl show 0000:00:0');
+    assert.equal(full.line, 'vfioctl show 0000:00:0');
+    assert.deepEqual(sorted(full.replies.map((x) => '0000:00:' + x)), ADDRESSES);
+    assert.equal(c('vfioctl show 0000:01:').line, 'vfioctl show 0000:01:00.0 ');
+    assert.equal(c('vfioctl show 01:0').line, 'vfioctl show 01:00.0 ', 'short addresses complete');
+    assert.equal(c('vfioctl show nvm').line, 'vfioctl show nvme0n1 ');
+    assert.deepEqual(sorted(c('vfioctl show et').replies), ['eth0', 'eth1', 'eth2']);
+    assert.equal(c('vfioctl reset-plan 01:00.0 03:0').line, 'vfioctl reset-plan 01:00.0 03:0', 'second selector');
+    assert.deepEqual(sorted(c('vfioctl reset-plan 01:00.0 03:0').replies), ['01.0', '02.0']);
+    assert.equal(c('vfioctl bind group:').replies.includes('4'), true, 'group:N after the colon');
+    assert.deepEqual(c('vfioctl groups --group ').replies, ['0', '1', '2', '3', '4', '5', '6', '7']);
+    assert.ok(c('vfioctl bind 01:00.0 --variant ').replies.includes('vfio_pci_lab'));
+    assert.ok(c('vfioctl unbind 01:00.0 --to e1').replies.includes('e1000e'));
+    assert.deepEqual(c('vfioctl vfs eth0 --bind vfio-').replies, ['vfio-pci']);
+    // Candidates follow --root on the line over VFIOCTL_ROOT, in both spellings.
+    assert.equal(c(`vfioctl --root ${OTHER} show 3b`).line, `vfioctl --root ${OTHER} show 3b:00.0 `);
+    assert.equal(c(`vfioctl --root=${OTHER} show ens`).line, `vfioctl --root=${OTHER} show ens1f0 `);
+    assert.deepEqual(c('vfioctl show ens', { env: { VFIOCTL_ROOT: OTHER } }).replies, ['ens1f0']);
+    // Files for apply and persist, directories for snapshot and --root.
+    assert.deepEqual(c('vfioctl apply des').replies, ['desired.json']);
+    assert.deepEqual(c('vfioctl snapshot snap').replies, ['snapdir']);
+    assert.deepEqual(c('vfioctl --root sna').replies, ['snapdir']);
+    // Subcommands and options.
+    assert.deepEqual(c('vfioctl gr').replies, ['groups', 'grant']);
+    assert.deepEqual(c('vfioctl doctor --').replies, ['--json', '--help']);
+    assert.deepEqual(c('vfioctl --root /tmp completion f').replies, ['fish']);
+    assert.ok(c('vfioctl grant 0000:01:00.0 --r').replies.includes('--revoke'));
+  });
+}
+
+for (const mode of ['fpath', 'source'] as const) {
+  test(`completion zsh (${mode === 'fpath' ? 'installed in fpath' : 'source <(vfioctl completion zsh)'}): real completion through zpty`, { skip: !has('zsh') && 'zsh not installed (CI installs it: .ci/run)' }, async () => {
+    const s = await script('zsh');
+    assert.match(s, /^#compdef vfioctl/);
+    execFileSync('zsh', ['-n'], { input: s });
+    const c = (line: string, env: Record<string, string> = run.env) => zshComplete(s, line, { ...run, env, mode, work });
+    assert.ok(c('vfioctl gr').includes('groups'));
+    const sel = c('vfioctl show 0000:00:0');
+    assert.deepEqual(sorted(sel.filter((x) => x.startsWith('0000:00:0'))), ADDRESSES);
+    assert.ok(c('vfioctl show 01:0').includes('01:00.0'), 'short addresses');
+    const second = c('vfioctl reset-plan 01:00.0 03:0');
+    assert.ok(second.includes('03:01.0') && second.includes('03:02.0'), `second selector: ${second}`);
+    assert.ok(c('vfioctl groups --group ').includes('7'));
+    assert.ok(c('vfioctl bind 01:00.0 --variant ').includes('vfio_pci_lab'));
+    assert.ok(c(`vfioctl --root ${OTHER} show `).includes('ens1f0'), 'candidates from --root');
+    assert.ok(c('vfioctl snapshot snap').includes('snapdir'));
+  });
+}
+
+test('completion fish: subcommands, options, selectors at every position, values from --root', { skip: !has('fish') && 'fish not installed (CI installs it: .ci/run)' }, async () => {
+  const s = await script('fish');
+  const c = (line: string, env: Record<string, string> = run.env) => fishComplete(s, line, { ...run, env, work });
+  assert.ok(c('vfioctl doc').includes('doctor'));
+  assert.deepEqual(sorted(c('vfioctl completion ')), ['bash', 'fish', 'zsh']);
+  assert.deepEqual(sorted(c('vfioctl show 0000:00:0')), ADDRESSES);
+  assert.deepEqual(c('vfioctl show 01:0'), ['01:00.0']);
+  assert.deepEqual(sorted(c('vfioctl reset-plan 01:00.0 03:0')), ['03:01.0', '03:02.0']);
+  assert.deepEqual(c('vfioctl groups --group '), ['0', '1', '2', '3', '4', '5', '6', '7']);
+  assert.ok(c('vfioctl bind 01:00.0 --variant ').includes('vfio_pci_lab'));
+  assert.deepEqual(c(`vfioctl --root ${OTHER} show e`), ['ens1f0']);
+  assert.deepEqual(c('vfioctl show e', { VFIOCTL_ROOT: OTHER }), ['ens1f0']);
+  assert.ok(c('vfioctl apply des').includes('desired.json'));
+  assert.ok(c('vfioctl snapshot snap').some((x) => x.startsWith('snapdir')));
 });
 
 test('completion: hostile descriptions and names stay inert in all three shells', { skip: !(has('zsh') && has('fish')) && 'zsh or fish not installed' }, () => {

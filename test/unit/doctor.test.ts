@@ -50,7 +50,7 @@ test('doctor --json on a healthy host: every check passes, exit 0, contract fiel
   assert.equal(doc.schemaVersion, 1);
   assert.equal(doc.ok, true);
   for (const c of doc.checks) {
-    assert.deepEqual(Object.keys(c).sort(), ['fix', 'id', 'message', 'status']);
+    assert.deepEqual(Object.keys(c).sort(), ['code', 'fix', 'id', 'message', 'status']);
     assert.equal(c.status, 'PASS', `${c.id}: ${c.message}`);
     assert.equal(c.fix, null);
   }

@@ -102,7 +102,8 @@ test('thinkpad: show on the NVMe behind root port 00:06.0', async () => {
   assert.equal(d.iommuGroup, 14);
   assert.deepEqual(d.bridges, ['0000:00:06.0']);
   assert.equal(d.parent, '0000:00:06.0');
-  assert.deepEqual(d.group, { id: 14, viable: false, blockers: ['0000:04:00.0'], reason: d.group.reason });
+  assert.deepEqual(d.group, { id: 14, viable: false, blockers: ['0000:04:00.0'], reason: d.group.reason, reasonCode: 'isolated' });
+  assert.deepEqual(d.blockDevices, ['nvme0n1'], 'show names the disk');
   assert.deepEqual(d.peers, []);
   assert.equal(d.modalias, 'pci:v0000144Dd0000A80Asv0000144Dsd0000A801bc01sc08i02');
   // The same device by its block device name.

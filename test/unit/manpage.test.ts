@@ -87,3 +87,12 @@ test('the check itself notices a missing option', () => {
   assert.equal(/(^|[^\w-])--no-such-flag(?![\w-])/.test(body), false);
   assert.equal(/(^|[^\w-])--not-viable(?![\w-])/.test(body), true);
 });
+
+test('--help lists the exit codes and every environment variable of the man page', async () => {
+  const { cli } = await import('../helpers/cli.js');
+  const help = (await cli(['--help'])).stdout;
+  for (const code of Object.values(ExitCode)) assert.match(help, new RegExp(`\\b${code}\\b`), `exit ${code}`);
+  const env = [...(top.get('ENVIRONMENT') ?? '').matchAll(/^\.TP\n\.B (\S+)$/gm)].map((m) => m[1]!);
+  assert.ok(env.length >= 6, env.join(' '));
+  for (const name of env) assert.ok(help.includes(name), `--help lacks ${name}`);
+});

@@ -93,7 +93,7 @@ test('reset-plan: several selectors are one VM set; text output says what the se
   assert.match(text.stdout, /0000:05:00\.0: .*the set can do it by itself/);
 });
 
-test('reset-plan: unknown selector exits 3, malformed exits 2, nothing on stdout', async (t) => {
+test('reset-plan: unknown selector exits 3, malformed exits 2; nothing on stdout, or under --json the error document', async (t) => {
   const root = setup(t);
   const unknown = await cli(['reset-plan', '0000:09:00.0'], root);
   assert.equal(unknown.code, 3);
@@ -101,7 +101,8 @@ test('reset-plan: unknown selector exits 3, malformed exits 2, nothing on stdout
   assert.match(unknown.stderr, /^vfioctl: device 0000:09:00\.0: no such PCI device/);
   const mixed = await cli(['reset-plan', '05:00.0', 'nosuchif', '--json'], root);
   assert.equal(mixed.code, 3);
-  assert.equal(mixed.stdout, '');
+  assert.equal(mixed.json().error.code, 'no-such-device');
+  assert.match(mixed.stderr, /^vfioctl: device "nosuchif": /);
   const bad = await cli(['reset-plan', '5:0.0'], root);
   assert.equal(bad.code, 2);
 });

@@ -52,14 +52,20 @@ test('bin/vfioctl | head: the reader going away ends vfioctl quietly with status
   assert.equal(stderr, '');
 });
 
-test('on a terminal (a pseudo-terminal from script(1)) groups draws the boxed table; in a pipe, plain columns', (t) => {
+test('on a terminal (a pseudo-terminal from script(1)) groups fits the terminal\'s width; in a pipe, plain columns', (t) => {
   if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('script(1) not installed');
   const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
   const cmd = [process.execPath, BIN, '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'].map(q).join(' ');
-  const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', TERM: 'xterm' } });
-  assert.equal(tty.status, 0, tty.stderr);
-  assert.match(tty.stdout, /┌───────┬/);
-  assert.match(tty.stdout, /│ 4 +│ no +│ 0000:00:1f\.0 │/);
+  // No COLUMNS: the width is the pseudo-terminal's, set by stty.
+  for (const cols of [80, 120]) {
+    const tty = spawnSync('script', ['-qec', `stty cols ${cols}; ${cmd}`, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', TERM: 'xterm' } });
+    assert.equal(tty.status, 0, tty.stderr);
+    const lines = tty.stdout.replace(/\r/g, '').trimEnd().split('\n');
+    assert.match(lines[0]!, /^GROUP +VIABLE +DEVICE +ID \/ NAME +CLASS +DRIVER$/);
+    assert.match(lines[1]!, /^4 +no +0000:00:1f\.0 +\[8086:2918\]/);
+    for (const l of lines) assert.ok(l.length <= cols, `${l.length} > ${cols}: ${l}`);
+    assert.ok(lines.some((l) => l.includes('…')), 'names are shortened to fit');
+  }
   const pipe = spawnSync(process.execPath, [BIN, '--root', path.join(REPO, 'test/fixtures/lab-switch/host'), 'groups', '--group', '4'], { encoding: 'utf8' });
   assert.equal(pipe.status, 0);
   assert.doesNotMatch(pipe.stdout, /┌/);

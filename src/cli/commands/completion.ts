@@ -1,4 +1,6 @@
-import { Argument, type Command, type Option } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { CANDIDATE_KINDS, completionCandidates, type CandidateKind } from '../completion-candidates.js';
 import { openSession, type CliContext } from '../context.js';
 import { bashCompletion, fishCompletion, zshCompletion, type CommandSpec, type OptionSpec, type ProgramSpec, type ValueKind } from '../render/completion.js';
 
@@ -7,7 +9,12 @@ const OPTION_VALUES: Record<string, ValueKind> = {
   '*:--root': 'dir',
   '*:--user': 'user',
   'grant:--group': 'unixgroup',
-  '*:--device': 'selector',
+  'groups:--group': 'group',
+  '*:--device': 'device',
+  '*:--variant': 'driver',
+  '*:--to': 'driver',
+  'vfs:--bind': 'driver',
+  '*:--tar': 'file',
 };
 
 function optionSpec(cmdName: string, o: Option): OptionSpec | null {
@@ -21,8 +28,10 @@ function optionSpec(cmdName: string, o: Option): OptionSpec | null {
 
 function argSpec(a: Argument): ValueKind {
   if (a.argChoices?.length) return { choices: a.argChoices };
-  if (/selector/.test(a.name())) return 'selector';
+  // Selectors that take group:N say so in their description.
+  if (/selector/.test(a.name())) return /group:N/.test(a.description) ? 'selector' : 'device';
   if (/file/.test(a.name())) return 'file';
+  if (/dir/.test(a.name())) return 'dir';
   return 'any';
 }
 
@@ -34,6 +43,7 @@ export function programSpec(program: Command): ProgramSpec {
     description: c.description(),
     options: opts(c.name(), c.options),
     args: c.registeredArguments.map(argSpec),
+    variadic: c.registeredArguments.at(-1)?.variadic === true,
   }));
   const globals = opts('', program.options);
   if (!globals.some((o) => o.long === '--help')) globals.push({ long: '--help', short: '-h', description: 'display help', value: 'none' });
@@ -44,9 +54,17 @@ export function registerCompletion(program: Command, ctx: CliContext): void {
   program
     .command('completion')
     .description('print a shell completion script for bash, zsh or fish')
-    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
-    .action((shell: 'bash' | 'zsh' | 'fish', _opts: unknown, cmd: Command) => {
+    .addArgument(new Argument('[shell]', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
+    // For the scripts: the words to offer, from the tree under --root (vfioctl(8), completion).
+    .addOption(new Option('--candidates <kind>', 'print completion candidates (used by the scripts)').choices(CANDIDATE_KINDS).hideHelp())
+    .action((shell: 'bash' | 'zsh' | 'fish' | undefined, opts: { candidates?: CandidateKind }, cmd: Command) => {
       const s = openSession(ctx, cmd);
+      if (opts.candidates !== undefined) {
+        const words = completionCandidates(s.fs, opts.candidates);
+        if (words.length) s.print(words.join('\n'));
+        return;
+      }
+      if (shell === undefined) throw usageError('completion', 'name a shell: bash, zsh or fish', 'vfioctl completion bash > /etc/bash_completion.d/vfioctl');
       const spec = programSpec(program);
       s.print(shell === 'bash' ? bashCompletion(spec) : shell === 'zsh' ? zshCompletion(spec) : fishCompletion(spec));
     });

@@ -15,10 +15,10 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
       const s = openSession(ctx, cmd);
       const checks = runChecks(readDoctorFacts(s.fs));
       const failed = checks.filter((c) => c.status === 'FAIL');
-      if (s.json) s.printJson({ checks, ok: failed.length === 0 });
+      if (s.json) s.printJson({ checks: checks.map((c) => ({ id: c.id, status: c.status, code: c.code, message: c.message, fix: c.fix })), ok: failed.length === 0 });
       else s.print(renderDoctor(checks, s.chalk));
       if (failed.length) {
-        throw new VfioctlError(ExitCode.FAILURE, 'doctor', `${failed.length} check${failed.length === 1 ? '' : 's'} failed: ${failed.map((c) => c.id).join(', ')}`);
+        throw new VfioctlError(ExitCode.FAILURE, 'doctor', `${failed.length} check${failed.length === 1 ? '' : 's'} failed: ${failed.map((c) => c.id).join(', ')}`, undefined, { errorCode: 'checks-failed' });
       }
     });
 }

@@ -2,17 +2,26 @@ import type { Command } from 'commander';
 import { notFound, usageError } from '../../errors.js';
 import { groupOf, isVfioBound, deviceOf } from '../../model/host.js';
 import { scanHost } from '../../sysfs/scan.js';
-import { loadPciNames } from '../../sysfs/pciids.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { PROC_CMDLINE } from '../../sysfs/paths.js';
 import { openSession, type CliContext } from '../context.js';
-import { groupJson, renderGroups, renderGroupsBoxed, viewGroup } from '../render/groups.js';
+import { groupJson, renderGroups, renderGroupsTable, viewGroup } from '../render/groups.js';
+import { noIommuMessage } from '../first-minute.js';
 
 interface GroupsOptions {
   group?: string;
   device?: string;
   notViable?: boolean;
   vfio?: boolean;
+  wide?: boolean;
+}
+
+/** COLUMNS when set (as ls does), else the terminal's width, else 80. */
+export function terminalWidth(ctx: CliContext): number {
+  const env = Number(ctx.env.COLUMNS);
+  if (Number.isInteger(env) && env > 0) return env;
+  const tty = ctx.terminalColumns?.();
+  return tty !== undefined && tty > 0 ? tty : 80;
 }
 
 export function registerGroups(program: Command, ctx: CliContext): void {
@@ -23,6 +32,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
     .option('--device <selector>', 'only the group holding this device (address, interface or block device)')
     .option('--not-viable', 'only groups that are not viable')
     .option('--vfio', 'only groups with a device bound to vfio-pci or a variant')
+    .option('--wide', 'on a terminal, never shorten names to fit its width')
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (opts: GroupsOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
@@ -31,39 +41,35 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       if (opts.group !== undefined) {
         if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group "${opts.group}"`, 'a group is a non-negative number');
         const g = groupOf(host, Number(opts.group));
-        if (!g) throw notFound(`group ${opts.group}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups");
+        if (!g) throw notFound(`group ${opts.group}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups", 'no-such-group');
         groups = [g];
       }
       if (opts.device !== undefined) {
         const [bdf] = resolveSelector(s.fs, host, opts.device);
         const id = deviceOf(host, bdf!).iommuGroup;
-        if (id === null) throw notFound(`device ${bdf}`, 'has no IOMMU group', host.iommuPresent ? undefined : 'enable the IOMMU (intel_iommu=on or amd_iommu=on) and reboot');
+        if (id === null) throw notFound(`device ${bdf}`, 'has no IOMMU group', host.iommuPresent ? undefined : 'enable the IOMMU (intel_iommu=on or amd_iommu=on) and reboot', 'no-iommu-group');
         groups = groups.filter((g) => g.id === id);
       }
       let views = groups.map((g) => viewGroup(host, g));
       if (opts.notViable) views = views.filter((v) => !v.viable);
       if (opts.vfio) views = views.filter((v) => v.group.devices.some((b) => isVfioBound(deviceOf(host, b))));
 
-      const names = loadPciNames(s.fs);
+      const names = s.pciNames();
+      const noIommu = host.iommuPresent ? null : noIommuMessage(ctx, s.fs.root, s.fs.read(PROC_CMDLINE) ?? '');
       if (s.json) {
-        s.printJson({ iommuPresent: host.iommuPresent, groups: views.map((v) => groupJson(host, v, names)) });
+        s.printJson({ iommuPresent: host.iommuPresent, groups: views.map((v) => groupJson(host, v, names)), ...(noIommu ? { hint: noIommu.hint } : {}) });
         return;
       }
-      if (!host.iommuPresent) {
-        const cmdline = s.fs.read(PROC_CMDLINE) ?? '';
-        const off = /\b(intel_iommu=off|amd_iommu=off|iommu=off)\b/.exec(cmdline)?.[1];
-        s.print(
-          off
-            ? `No IOMMU groups: the IOMMU is disabled on the kernel command line (${off}).`
-            : 'No IOMMU groups: the IOMMU is off in firmware or on the kernel command line, or this machine has none.\n' +
-                'hint: enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD).',
-        );
+      if (noIommu) {
+        s.print(`${noIommu.text}\nhint: ${noIommu.hint}`);
         return;
       }
       if (views.length === 0) {
         s.print('No matching IOMMU groups.');
         return;
       }
-      s.print(ctx.isTTY ? await renderGroupsBoxed(host, views, names, s.chalk) : renderGroups(host, views, names, s.chalk));
+      s.print(ctx.isTTY
+        ? await renderGroupsTable(host, views, names, s.chalk, { width: terminalWidth(ctx), wide: opts.wide === true })
+        : renderGroups(host, views, names, s.chalk));
     });
 }

@@ -3,22 +3,23 @@ import type { Bdf } from '../../model/address.js';
 import { planResets, type InUsePredicate } from '../../plan/reset-plan.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import type { Host } from '../../model/types.js';
-import { hostUseChecker } from '../../sysfs/in-use.js';
+import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { readSlots } from '../../sysfs/slots.js';
 import { openSession, type CliContext } from '../context.js';
 import { renderResetPlans, resetPlansJson } from '../render/reset-plan.js';
 
-/** The same in-use checks as `bind`, asked once per affected device. */
-function inUseFrom(fs: FsRoot, host: Host): InUsePredicate {
+/** The same in-use checks as `bind`, asked once per affected device: the findings, and the planner's predicate. */
+function inUseFrom(fs: FsRoot, host: Host): { findings: (bdf: Bdf) => HostUse[]; inUse: InUsePredicate } {
   const check = hostUseChecker(fs, host);
-  const cache = new Map<Bdf, string[]>();
-  return (bdf) => {
+  const cache = new Map<Bdf, HostUse[]>();
+  const findings = (bdf: Bdf) => {
     let v = cache.get(bdf);
-    if (!v) cache.set(bdf, (v = check(bdf).map((u) => u.detail)));
+    if (!v) cache.set(bdf, (v = check(bdf)));
     return v;
   };
+  return { findings, inUse: (bdf) => findings(bdf).map((u) => u.detail) };
 }
 
 export function registerResetPlan(program: Command, ctx: CliContext): void {
@@ -31,8 +32,9 @@ export function registerResetPlan(program: Command, ctx: CliContext): void {
       const s = openSession(ctx, cmd);
       const host = scanHost(s.fs);
       const bdfs = resolveSelectors(s.fs, host, selectors, { ids: true, groups: true });
-      const result = planResets({ host, slots: readSlots(s.fs, host), inUse: inUseFrom(s.fs, host) }, bdfs);
-      if (s.json) s.printJson(resetPlansJson(result));
+      const use = inUseFrom(s.fs, host);
+      const result = planResets({ host, slots: readSlots(s.fs, host), inUse: use.inUse }, bdfs);
+      if (s.json) s.printJson(resetPlansJson(result, use.findings));
       else s.print(renderResetPlans(result, s.chalk));
     });
 }

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { bridgeChain, deviceOf, groupOf } from '../../model/host.js';
 import { readRevision, scanHost } from '../../sysfs/scan.js';
-import { loadPciNames } from '../../sysfs/pciids.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
-import { deviceJson, describeClass, describeDevice } from '../render/device-json.js';
+import { deviceJson, describeClass, describeDevice, describeSubsystem } from '../render/device-json.js';
+import { classDevicesOf } from '../../sysfs/class-devices.js';
 import { viewGroup } from '../render/groups.js';
 import { columns } from '../render/table.js';
 
@@ -21,7 +21,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
     .action((selector: string, _opts: unknown, cmd: Command) => {
       const s = openSession(ctx, cmd);
       const host = scanHost(s.fs);
-      const names = loadPciNames(s.fs);
+      const names = s.pciNames();
       const bdf = resolveSelector(s.fs, host, selector)[0]!;
       const d = deviceOf(host, bdf);
       const group = d.iommuGroup === null ? undefined : groupOf(host, d.iommuGroup);
@@ -30,13 +30,16 @@ export function registerShow(program: Command, ctx: CliContext): void {
       const chain = bridgeChain(host, bdf);
       const extras = showExtensions.map((ext) => ext(s, host, bdf));
       const revision = readRevision(s.fs, bdf);
+      const { interfaces, blockDevices } = classDevicesOf(s.fs, bdf);
 
       if (s.json) {
         s.printJson({
           ...deviceJson(d, names),
           modalias: d.modalias,
           revision,
-          group: view ? { id: view.group.id, viable: view.viable, blockers: view.blockers, reason: view.reason.text } : null,
+          interfaces,
+          blockDevices,
+          group: view ? { id: view.group.id, viable: view.viable, blockers: view.blockers, reason: view.reason.text, reasonCode: view.reason.code } : null,
           peers: peers.map((b) => deviceJson(deviceOf(host, b), names)),
           bridges: chain,
           sriov: { totalVfs: d.sriovTotalVfs, numVfs: d.sriovNumVfs, virtfns: [...d.virtfns], physfn: d.physfn },
@@ -49,10 +52,12 @@ export function registerShow(program: Command, ctx: CliContext): void {
         ['device', `${c.bold(bdf)} ${describeDevice(d, names)}`],
         // Without pci.ids the class is shown once, bare, like the ids.
         ['class', `${names.className(d.classCode) === null ? d.classCode : `${describeClass(d, names)} [${d.classCode}]`}${d.bridge ? ' (bridge)' : ''}`],
-        ['subsystem', d.subsystemVendorId ? `${d.subsystemVendorId}:${d.subsystemDeviceId}` : '-'],
+        ['subsystem', describeSubsystem(d, names)],
         ['revision', revision ?? '-'],
         ['modalias', d.modalias ?? '-'],
         ['driver', d.driver ?? '(none)'],
+        ...(interfaces.length ? [['interfaces', interfaces.join(', ')] as [string, string]] : []),
+        ...(blockDevices.length ? [['block devices', blockDevices.join(', ')] as [string, string]] : []),
         ['override', d.driverOverride ?? '(none)'],
         ['iommu group', view ? `${view.group.id} (${view.viable ? c.green('viable') : c.red('not viable: ' + view.blockers.join(', '))}); ${view.reason.text}` : '(none)'],
         ['group peers', peers.length ? peers.map((b) => `${b} ${deviceOf(host, b).driver ?? '(none)'}`).join(', ') : '(none)'],

@@ -42,7 +42,7 @@ export function registerSnapshot(program: Command, ctx: CliContext): void {
           }
         }
         if (s.json) {
-          s.printJson({ dir: dir === undefined ? null : temp, tar: tarFile, release: stats.release, devices: stats.devices,
+          s.printJson({ changed: true, dir: dir === undefined ? null : temp, tar: tarFile, release: stats.release, devices: stats.devices,
             files: stats.files, links: stats.links, dirs: stats.dirs, skipped: stats.skipped });
         } else {
           s.print(`snapshot of ${stats.devices} PCI functions (${stats.files} files, ${stats.links} links) ` +

@@ -17,6 +17,8 @@ export function deviceJson(d: PciDevice, names: PciNames) {
     vendorName: names.vendor(d.vendorId),
     deviceName: names.device(d.vendorId, d.deviceId),
     className: names.className(d.classCode),
+    subsystemVendorName: d.subsystemVendorId === null ? null : names.vendor(d.subsystemVendorId),
+    subsystemName: d.subsystemVendorId === null || d.subsystemDeviceId === null ? null : names.subsystem(d.vendorId, d.deviceId, d.subsystemVendorId, d.subsystemDeviceId),
     driver: d.driver,
     driverOverride: d.driverOverride,
     bridge: d.bridge,
@@ -40,6 +42,15 @@ export function describeDevice(d: PciDevice, names: PciNames): string {
   const device = names.device(d.vendorId, d.deviceId);
   const label = [vendor, device].filter(Boolean).join(' ');
   return `[${d.vendorId}:${d.deviceId}]${label ? ' ' + label : ''}`;
+}
+
+/** `[1af4:1100] Red Hat, Inc. QEMU Virtual Machine` as lspci -v prints the subsystem; '-' without one. */
+export function describeSubsystem(d: PciDevice, names: PciNames): string {
+  if (d.subsystemVendorId === null || d.subsystemDeviceId === null) return '-';
+  const vendor = names.vendor(d.subsystemVendorId);
+  const name = names.subsystem(d.vendorId, d.deviceId, d.subsystemVendorId, d.subsystemDeviceId);
+  const label = [vendor, name].filter(Boolean).join(' ');
+  return `[${d.subsystemVendorId}:${d.subsystemDeviceId}]${label ? ' ' + label : ''}`;
 }
 
 export function describeClass(d: PciDevice, names: PciNames): string {

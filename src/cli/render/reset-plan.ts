@@ -1,14 +1,96 @@
 import type { ChalkInstance } from 'chalk';
-import type { ResetPlan, ResetPlans, SetAnalysis } from '../../plan/reset-plan.js';
+import type { Bdf } from '../../model/address.js';
+import type { AffectedDevice, HotResetPlan, ResetPlan, ResetPlans, SetAnalysis, SetReset } from '../../plan/reset-plan.js';
+import type { HostUse } from '../../sysfs/in-use.js';
 import { columns, stripAnsi } from './table.js';
 
-/** The JSON document of `reset-plan --json` (issue 5 contract; fields may be added, never renamed). */
-export function resetPlansJson(r: ResetPlans): Record<string, unknown> {
+/** How the host uses a device, with stable codes (in-use findings, as `bind` checks them). */
+export type FindingsOf = (bdf: Bdf) => readonly HostUse[];
+
+/**
+ * The JSON document of `reset-plan --json`: an explicit mapping of the documented fields
+ * (vfioctl(8), JSON OUTPUT; schema/reset-plan.schema.json), so refactoring the planner's
+ * types cannot move the contract. Fields may be added, never renamed or dropped.
+ */
+export function resetPlansJson(r: ResetPlans, findings: FindingsOf = () => []): Record<string, unknown> {
   return {
-    plans: r.plans,
-    slotNumbering: r.slotReading,
+    plans: r.plans.map((p) => planJson(p, findings)),
+    slotNumbering: { reading: r.slotReading.reading, kernelRelease: r.slotReading.kernelRelease, assumed: r.slotReading.assumed, text: r.slotReading.text },
     order: 'affected devices are listed in devfn order per bus (VFs after the other functions); the kernel list can differ after hotplug or rescan',
-    ...(r.set ? { set: r.set } : {}),
+    ...(r.set ? { set: setJson(r.set) } : {}),
+  };
+}
+
+function planJson(p: ResetPlan, findings: FindingsOf) {
+  return {
+    device: p.device,
+    group: p.group,
+    resetMethods: [...p.resetMethods],
+    resetMethodKnown: p.resetMethodKnown,
+    functionReset: p.functionReset,
+    functionResetMethods: [...p.functionResetMethods],
+    hotReset: hotResetJson(p.hotReset, findings),
+  };
+}
+
+function hotResetJson(h: HotResetPlan, findings: FindingsOf) {
+  return {
+    scope: h.scope,
+    reason: h.reason,
+    reasonCode: h.reasonCode,
+    bridge: h.bridge,
+    slot: h.slot,
+    affected: h.affected.map((a) => affectedJson(a, findings)),
+    groups: [...h.groups],
+    ready: h.ready,
+    blockers: h.blockers.map((b) => ({ bdf: b.bdf, code: b.code, reason: b.reason })),
+    change: h.change,
+    changeCode: h.changeCode,
+    impossible: h.impossible,
+  };
+}
+
+function affectedJson(a: AffectedDevice, findings: FindingsOf) {
+  return {
+    bdf: a.bdf,
+    group: a.group,
+    driver: a.driver,
+    bridge: a.bridge,
+    inUse: a.inUse,
+    inUseBy: [...a.inUseBy],
+    inUseFindings: findings(a.bdf).map((u) => ({ code: u.code, detail: u.detail })),
+    vf: a.vf,
+    vfio: a.vfio,
+  };
+}
+
+function setResetJson(r: SetReset) {
+  return {
+    callers: [...r.callers],
+    scope: r.scope,
+    bridge: r.bridge,
+    slot: r.slot,
+    affected: [...r.affected],
+    groups: [...r.groups],
+    possible: r.possible,
+    byItself: r.byItself,
+    outsideGroups: [...r.outsideGroups],
+    outsideDevices: [...r.outsideDevices],
+    ready: r.ready,
+    reason: r.reason,
+    reasonCode: r.reasonCode,
+  };
+}
+
+function setJson(s: SetAnalysis) {
+  return {
+    devices: [...s.devices],
+    groups: [...s.groups],
+    resets: s.resets.map(setResetJson),
+    byItself: [...s.byItself],
+    needOutside: s.needOutside.map((n) => ({ device: n.device, groups: [...n.groups], devices: [...n.devices] })),
+    impossible: s.impossible.map((i) => ({ device: i.device, reason: i.reason, code: i.code })),
+    assumption: s.assumption,
   };
 }
 

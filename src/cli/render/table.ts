@@ -1,6 +1,7 @@
 /**
- * Plain aligned columns. cli-table3 is used for boxed output on a TTY; pipes get
- * whitespace-separated columns that `awk` can read and that cost nothing to render.
+ * Plain aligned columns. The groups table on a TTY is fitted to the terminal
+ * (render/groups.ts, cli-table3); pipes get whitespace-separated columns that `awk` can read
+ * and that cost nothing to render.
  */
 export function columns(rows: readonly (readonly string[])[], gap = 2, visibleLength = (s: string) => s.length): string {
   const widths: number[] = [];
