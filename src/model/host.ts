@@ -16,6 +16,20 @@ export function isVfioBound(d: PciDevice): boolean {
   return isVfioDriver(d.driver, d.vfioFamily);
 }
 
+/**
+ * driver_override names a driver the device is not on: a change was interrupted before the
+ * bind finished (or someone wrote the override by hand, or its module is not loaded yet).
+ */
+export function overrideMismatch(d: PciDevice): boolean {
+  return d.driverOverride !== null && d.driver !== d.driverOverride;
+}
+
+/** What to do about an override that disagrees with the driver, in commands that work. */
+export function mismatchAdvice(d: PciDevice): string {
+  const clear = `echo > /sys/bus/pci/devices/${d.bdf}/driver_override`;
+  return `an interrupted change? the next vfioctl change (not a dry run) puts an interrupted run back; or finish it with vfioctl bind ${d.bdf} --variant ${d.driverOverride}, or clear it with ${d.driver === null ? `vfioctl unbind ${d.bdf}` : clear}`;
+}
+
 /** Members that stop the group being usable by VFIO (kernel.md §2.5). */
 export function groupBlockers(host: Host, group: IommuGroup): Bdf[] {
   return group.devices.filter((bdf) => {

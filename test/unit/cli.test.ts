@@ -45,8 +45,12 @@ test('groups --json: the contract fields of the issue, with override and vfio st
   assert.equal(audio.driverOverride, 'vfio-pci');
   assert.equal(audio.subsystemVendorId, '10de');
   assert.equal(audio.subsystemDeviceId, '0000');
-  const text = (await cli(['groups', '--group', '2'], root)).stdout;
-  assert.match(text, /snd_hda_intel \(override vfio-pci\)/);
+  // On snd_hda_intel with an override naming vfio-pci: flagged as disagreeing.
+  assert.equal(audio.overrideMismatch, true);
+  assert.equal(g.devices[0].overrideMismatch, false);
+  const r = await cli(['groups', '--group', '2'], root);
+  assert.match(r.stdout, /snd_hda_intel \(override vfio-pci!\)/);
+  assert.match(r.stderr, /0000:01:00.1: driver_override is vfio-pci but the device is on snd_hda_intel: an interrupted change\?/);
 });
 
 test('colour: only on a TTY; NO_COLOR and --no-color turn it off; --color forces it', async () => {

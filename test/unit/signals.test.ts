@@ -79,6 +79,14 @@ test('SIGKILL at every step of bind --group: the next vfioctl (another command, 
     assert.equal(r.signal, 'SIGKILL');
     // Before step 0 nothing is recorded because nothing has changed yet.
     assert.equal(fs.existsSync(path.join(root, 'run/vfioctl/journal.json')), at > 0, `step ${at}: journal after SIGKILL`);
+    if (at === 2) {
+      // Killed between 03:01.0's override and its unbind: groups and show flag the disagreement.
+      const g = await cli(['groups', '--json'], root);
+      const dev = g.json().groups.flatMap((x: any) => x.devices).find((d: any) => d.bdf === '0000:03:01.0');
+      assert.deepEqual([dev.driver, dev.driverOverride, dev.overrideMismatch], ['e1000', 'vfio-pci', true]);
+      assert.match((await cli(['groups'], root)).stderr, /0000:03:01.0: driver_override is vfio-pci but the device is on e1000/);
+      assert.match((await cli(['show', '03:01.0'], root)).stdout, /override:\s+vfio-pci \(not its driver/);
+    }
     // The kill takes the lock with it; the next run is about an unrelated device.
     const kernel = new FakeKernel(root, spec);
     const next = await cli(['unbind', '0000:00:03.0', '--json'], root, { makeFs: () => kernel, env: FAKE_LAB_ENV });

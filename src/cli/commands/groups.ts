@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { notFound, usageError } from '../../errors.js';
-import { groupOf, isVfioBound, deviceOf } from '../../model/host.js';
+import { groupOf, isVfioBound, deviceOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { PROC_CMDLINE } from '../../sysfs/paths.js';
@@ -71,5 +71,10 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       s.print(ctx.isTTY
         ? await renderGroupsTable(host, views, names, s.chalk, { width: terminalWidth(ctx), wide: opts.wide === true })
         : renderGroups(host, views, names, s.chalk));
+      // An override that disagrees with the driver is usually a change that did not finish.
+      for (const b of views.flatMap((v) => v.group.devices)) {
+        const d = deviceOf(host, b);
+        if (overrideMismatch(d)) s.warn(`${b}: driver_override is ${d.driverOverride} but the device is ${d.driver ? `on ${d.driver}` : 'unbound'}: ${mismatchAdvice(d)}`);
+      }
     });
 }

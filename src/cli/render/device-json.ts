@@ -1,6 +1,6 @@
 import type { PciNames } from '../../sysfs/pciids.js';
 import type { PciDevice } from '../../model/types.js';
-import { isVfioBound } from '../../model/host.js';
+import { isVfioBound, overrideMismatch } from '../../model/host.js';
 
 /**
  * The device object of the JSON contract (schemaVersion 1). Field names are fixed;
@@ -21,6 +21,7 @@ export function deviceJson(d: PciDevice, names: PciNames) {
     subsystemName: d.subsystemVendorId === null || d.subsystemDeviceId === null ? null : names.subsystem(d.vendorId, d.deviceId, d.subsystemVendorId, d.subsystemDeviceId),
     driver: d.driver,
     driverOverride: d.driverOverride,
+    overrideMismatch: overrideMismatch(d),
     bridge: d.bridge,
     resetMethods: [...d.resetMethods],
     physfn: d.physfn,

@@ -1,7 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { Host, IommuGroup } from '../../model/types.js';
 import type { PciNames } from '../../sysfs/pciids.js';
-import { deviceOf, groupBlockers, isVfioBound } from '../../model/host.js';
+import { deviceOf, groupBlockers, isVfioBound, overrideMismatch } from '../../model/host.js';
 import { explainGroup } from '../../model/group-reason.js';
 import { deviceJson, describeClass, describeDevice } from './device-json.js';
 import { columns, stripAnsi } from './table.js';
@@ -54,7 +54,7 @@ function cutCell(cell: Cell, width: number): string {
 function driverCell(host: Host, bdf: string, blocking: boolean, shared: boolean, c: ChalkInstance, terse: boolean): Cell {
   const d = deviceOf(host, bdf);
   const cell: Cell = [{ text: d.driver ?? '-', ...(isVfioBound(d) ? { paint: c.green } : blocking ? { paint: c.red } : {}) }];
-  if (d.driverOverride !== null) cell.push({ text: ` (override ${d.driverOverride})` });
+  if (d.driverOverride !== null) cell.push(overrideMismatch(d) ? { text: ` (override ${d.driverOverride}!)`, paint: c.yellow } : { text: ` (override ${d.driverOverride})` });
   // On a terminal the row sits under its group's "no": one word says it.
   if (blocking && shared) cell.push({ text: terse ? ' (blocks)' : ' (blocks the group)' });
   return cell;
