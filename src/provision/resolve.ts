@@ -1,10 +1,9 @@
-import { notFound, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { parseBdf, type Bdf } from '../model/address.js';
-import { deviceOf } from '../model/host.js';
 import type { Host } from '../model/types.js';
-import { CATCH_ALL_MODULE, rankWithFallback, type VfioAlias } from '../plan/variant.js';
+import { CATCH_ALL_MODULE, type VfioAlias } from '../plan/variant.js';
+import { autoDriver, namedDriver } from '../sysfs/bind-facts.js';
 import type { FsRoot } from '../sysfs/fsroot.js';
-import { driverOfModule, resolveDriverName } from '../sysfs/modules.js';
 import { resolveSelector } from '../sysfs/selectors.js';
 import type { DesiredDevice } from './desired-state.js';
 
@@ -68,12 +67,11 @@ export interface ConcreteDriver {
 export function concreteDriver(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, desired: string, bdf: Bdf | null): ConcreteDriver {
   if (desired === 'vfio-pci' || desired === 'vfio_pci') return { driver: 'vfio-pci', module: CATCH_ALL_MODULE };
   if (desired === 'auto') {
-    const best = bdf ? rankWithFallback(aliases ?? [], deviceOf(host, bdf).modalias)[0] : undefined;
+    const best = bdf ? autoDriver(fs, host, aliases, bdf) : undefined;
     if (!best || best.module === CATCH_ALL_MODULE) return { driver: 'vfio-pci', module: CATCH_ALL_MODULE };
-    return { driver: driverOfModule(fs, best.module).driver, module: best.module };
+    return { driver: best.driver, module: best.module };
   }
-  const r = resolveDriverName(fs, desired, aliases);
-  if (!r) throw notFound(`driver "${desired}"`, 'no such driver or module (not registered, not loaded, not in modules.alias)', "run 'vfioctl variants SELECTOR' to list the candidates", 'no-such-driver');
+  const r = namedDriver(fs, aliases, desired);
   return { driver: r.driver, module: r.module ?? r.driver.replace(/-/g, '_') };
 }
 

@@ -54,7 +54,7 @@ export function autoDriver(fs: FsRoot, host: Host, aliases: readonly VfioAlias[]
 /** A named driver (--variant, an apply entry), resolved; exit 3 when nothing has that name. */
 export function namedDriver(fs: FsRoot, aliases: readonly VfioAlias[] | null, name: string): { driver: string; module: string | null; registered: boolean } {
   const r = resolveDriverName(fs, name, aliases);
-  if (!r) throw notFound(`driver "${name}"`, 'no such driver or module (not registered, not loaded, not in modules.alias)', "run 'vfioctl variants SELECTOR' to list the candidates");
+  if (!r) throw notFound(`driver "${name}"`, 'no such driver or module (not registered, not loaded, not in modules.alias)', "run 'vfioctl variants SELECTOR' to list the candidates", 'no-such-driver');
   return r;
 }
 

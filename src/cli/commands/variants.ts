@@ -5,6 +5,7 @@ import type { Host } from '../../model/types.js';
 import { rankWithFallback, type VfioAlias } from '../../plan/variant.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import { driverOfModule, readVfioAliases } from '../../sysfs/modules.js';
+import { autoDriver } from '../../sysfs/bind-facts.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
@@ -18,7 +19,8 @@ export function variantInfo(fs: FsRoot, host: Host, aliases: readonly VfioAlias[
     const { driver, loaded } = driverOfModule(fs, a.module);
     return { module: a.module, driver, alias: a.pattern, wildcards: a.wildcards, loaded };
   });
-  const first = candidates[0];
+  // The one definition of what `auto` picks (bind, apply and persist use it too).
+  const first = autoDriver(fs, host, aliases, bdf);
   const note = d.bridge ? 'bridge: cannot be bound to a vfio driver'
     : aliases === null ? 'no modules.alias for this kernel under the root: only vfio-pci is known'
     : null;
