@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './context.js';
 
@@ -20,6 +21,36 @@ export function rootPrefix(root: string): string {
   return root === '/' ? 'vfioctl' : `vfioctl --root ${shellWord(root)}`;
 }
 
+/**
+ * A hint with its suggested vfioctl command lines ('vfioctl …' in quotes, or a hint that
+ * starts with one) naming vfioctl the way it runs here (ctx.invokedAs: `./bin/vfioctl` when
+ * it is not on PATH).
+ */
+export function personalise(ctx: CliContext, hint: string): string {
+  if (!ctx.invokedAs || !/(^|')vfioctl /.test(hint)) return hint;
+  const name = ctx.invokedAs();
+  return name === 'vfioctl' ? hint : hint.replace(/(^|')vfioctl (?=\S)/g, `$1${shellWord(name)} `);
+}
+
+/** How bin/vfioctl was started, as a command: `vfioctl` if PATH finds this one, else its path. */
+export function invokedAs(script: string, env: Record<string, string | undefined>, cwd: string): string {
+  try {
+    const real = realpathSync(script);
+    for (const dir of (env.PATH ?? '').split(':')) {
+      if (!dir) continue;
+      try {
+        if (realpathSync(path.join(dir, 'vfioctl')) === real) return 'vfioctl';
+      } catch {
+        // not in this directory
+      }
+    }
+  } catch {
+    return 'vfioctl';
+  }
+  const rel = path.relative(cwd, path.resolve(cwd, script));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(cwd, script) : `./${rel}`;
+}
+
 /** A path as one shell word (quoted only when it has to be). */
 export function shellWord(s: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
@@ -38,5 +69,5 @@ export function noIommuMessage(ctx: CliContext, root: string, cmdline: string): 
   const sample = sampleTreePath(ctx);
   const hint = `run '${rootPrefix(root)} doctor' to see what to change` +
     (sample ? `; to see vfioctl on a host with an IOMMU, run 'vfioctl --root ${shellWord(sample)} groups' (a sample tree it ships)` : '');
-  return { text, hint };
+  return { text, hint: personalise(ctx, hint) };
 }
