@@ -22,11 +22,27 @@ export async function run(argv: readonly string[], outer: CliContext): Promise<n
     if (!wantsJson(argv) || runState.jsonPrinted) return;
     ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, error: { code, exit, message, hint } }, null, 2) + '\n');
   };
+  // Under --json, --help and --version answer with a document too (commander's text inside).
+  const json = wantsJson(argv);
+  let captured = '';
+  const inner: CliContext = json ? { ...ctx, stdout: { write: (s: string) => void (captured += s) } } : ctx;
+  const release = () => {
+    if (captured) ctx.stdout.write(captured);
+    captured = '';
+  };
   try {
-    const program = await loadProgram(argv, ctx);
+    const program = await loadProgram(argv, inner);
     await program.parseAsync([...argv], { from: 'user' });
+    release();
     return ExitCode.OK;
   } catch (err) {
+    if (json && err instanceof CommanderError && err.exitCode === 0 && !runState.jsonPrinted) {
+      const doc = err.code === 'commander.version' ? { version: VERSION } : { help: captured };
+      captured = '';
+      ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc }, null, 2) + '\n');
+      return ExitCode.OK;
+    }
+    release();
     if (err instanceof CommanderError) {
       // help and version exit 0; every parse error is a usage error (commander says 1).
       if (err.exitCode === 0) return ExitCode.OK;
