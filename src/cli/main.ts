@@ -17,13 +17,14 @@ import { fdWriter, isTerminal } from './stdio.js';
 export async function run(argv: readonly string[], outer: CliContext): Promise<number> {
   const runState = { jsonPrinted: false };
   const ctx: CliContext = { ...outer, runState };
+  const json = wantsJson(argv);
   // Under --json every run prints one document: the command's, or else the error document.
   const errorDoc = (exit: number, code: string, message: string, hint: string | null) => {
-    if (!wantsJson(argv) || runState.jsonPrinted) return;
+    if (!json || runState.jsonPrinted) return;
     ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, error: { code, exit, message, hint } }, null, 2) + '\n');
   };
-  // Under --json, --help and --version answer with a document too (commander's text inside).
-  const json = wantsJson(argv);
+  // Under --json stdout is held until the end, so that --help and --version can answer with
+  // a document too (commander's text inside) instead of the text.
   let captured = '';
   const inner: CliContext = json ? { ...ctx, stdout: { write: (s: string) => void (captured += s) } } : ctx;
   const release = () => {
