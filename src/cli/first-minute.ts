@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './context.js';
 
@@ -7,11 +7,17 @@ export const SAMPLE_TREE = 'examples/hosts/switch';
 
 /**
  * How to name the sample tree in a hint: relative when vfioctl runs from its own directory
- * (a checkout), else absolute, so the command works as printed. null when it is not shipped.
+ * (a checkout), else absolute, so the command works as printed. null when it is not there:
+ * the repository has it; the npm package does not (npm drops the tree's symlinks).
  */
 export function sampleTreePath(ctx: CliContext): string | null {
   if (!ctx.packageDir) return null;
   const abs = path.join(ctx.packageDir, SAMPLE_TREE);
+  try {
+    if (readdirSync(path.join(abs, 'sys/bus/pci/devices')).length === 0) return null;
+  } catch {
+    return null;
+  }
   const cwd = process.cwd();
   return path.resolve(cwd, SAMPLE_TREE) === abs ? SAMPLE_TREE : abs;
 }

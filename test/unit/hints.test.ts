@@ -123,7 +123,12 @@ test('the sample tree the first-minute hint names is shipped and shows groups', 
   assert.match(r.stdout, /^GROUP +VIABLE/);
   assert.ok(fs.existsSync(path.join(REPO, 'examples/hosts/switch/sys/kernel/iommu_groups')));
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
-  assert.ok(pkg.files.includes('examples') && pkg.files.includes('schema'), 'shipped with the package');
+  assert.ok(pkg.files.includes('schema'), 'the schemas are shipped with the package');
+});
+
+test('without the sample tree (an npm install: npm drops its symlinks) the hint names only doctor', async () => {
+  const r = await cli(['groups'], NO_IOMMU, { packageDir: work });
+  assert.match(r.stdout, new RegExp(`^hint: run 'vfioctl --root ${NO_IOMMU} doctor' to see what to change$`, 'm'));
 });
 
 test('hints name vfioctl as it was started: ./bin/vfioctl when it is not on PATH, vfioctl when it is', async () => {
