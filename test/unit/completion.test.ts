@@ -71,6 +71,8 @@ for (const withPackage of [false, true]) {
     assert.deepEqual(c('vfioctl apply des').replies, ['desired.json']);
     assert.deepEqual(c('vfioctl snapshot snap').replies, ['snapdir']);
     assert.deepEqual(c('vfioctl --root sna').replies, ['snapdir']);
+    // (readline adds the / of a directory itself: -o filenames)
+    assert.equal(c('vfioctl --root=sna').line.trimEnd(), 'vfioctl --root=snapdir', '--root=DIR completes after the =');
     // Subcommands and options.
     assert.deepEqual(c('vfioctl gr').replies, ['groups', 'grant']);
     assert.deepEqual(c('vfioctl doctor --').replies, ['--json', '--help']);
@@ -95,6 +97,7 @@ for (const mode of ['fpath', 'source'] as const) {
     assert.ok(c('vfioctl bind 01:00.0 --variant ').includes('vfio_pci_lab'));
     assert.ok(c(`vfioctl --root ${OTHER} show `).includes('ens1f0'), 'candidates from --root');
     assert.ok(c('vfioctl snapshot snap').includes('snapdir'));
+    assert.ok(c('vfioctl apply des').includes('desired.json'), 'files for apply');
   });
 }
 
