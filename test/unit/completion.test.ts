@@ -86,7 +86,19 @@ for (const mode of ['fpath', 'source'] as const) {
     const s = await script('zsh');
     assert.match(s, /^#compdef vfioctl/);
     execFileSync('zsh', ['-n'], { input: s });
-    const c = (line: string, env: Record<string, string> = run.env) => zshComplete(s, line, { ...run, env, mode, work });
+    const lines = [
+      'vfioctl gr',
+      'vfioctl show 0000:00:0',
+      'vfioctl show 01:0',
+      'vfioctl reset-plan 01:00.0 03:0',
+      'vfioctl groups --group ',
+      'vfioctl bind 01:00.0 --variant ',
+      `vfioctl --root ${OTHER} show `,
+      'vfioctl snapshot snap',
+      'vfioctl apply des',
+    ] as const;
+    const got = zshComplete(s, lines, { ...run, mode, work });
+    const c = (line: (typeof lines)[number]) => got[lines.indexOf(line)]!;
     assert.ok(c('vfioctl gr').includes('groups'));
     const sel = c('vfioctl show 0000:00:0');
     assert.deepEqual(sorted(sel.filter((x) => x.startsWith('0000:00:0'))), ADDRESSES);
