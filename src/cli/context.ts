@@ -29,6 +29,11 @@ export interface CliContext {
    * paths on this machine; tests point at test/fixtures/pci.ids or at nothing).
    */
   readonly pciIdsFallback?: readonly string[];
+  /**
+   * How to name vfioctl in a suggested command so that it runs as printed: `vfioctl` when
+   * that is on PATH, else the path it was started by (`./bin/vfioctl`). Default `vfioctl`.
+   */
+  readonly invokedAs?: () => string;
   /** The directory vfioctl is installed in (bin/, examples/, schema/), for hints naming shipped files. */
   readonly packageDir?: string;
   /** Per-run state that main.ts reads back (set by run(); absent when a test builds a context by hand). */

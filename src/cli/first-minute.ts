@@ -1,3 +1,4 @@
+import { readdirSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './context.js';
 
@@ -6,11 +7,17 @@ export const SAMPLE_TREE = 'examples/hosts/switch';
 
 /**
  * How to name the sample tree in a hint: relative when vfioctl runs from its own directory
- * (a checkout), else absolute, so the command works as printed. null when it is not shipped.
+ * (a checkout), else absolute, so the command works as printed. null when it is not there:
+ * the repository has it; the npm package does not (npm drops the tree's symlinks).
  */
 export function sampleTreePath(ctx: CliContext): string | null {
   if (!ctx.packageDir) return null;
   const abs = path.join(ctx.packageDir, SAMPLE_TREE);
+  try {
+    if (readdirSync(path.join(abs, 'sys/bus/pci/devices')).length === 0) return null;
+  } catch {
+    return null;
+  }
   const cwd = process.cwd();
   return path.resolve(cwd, SAMPLE_TREE) === abs ? SAMPLE_TREE : abs;
 }
@@ -18,6 +25,36 @@ export function sampleTreePath(ctx: CliContext): string | null {
 /** `vfioctl --root R` for a root other than /, so a suggested command reads the same tree. */
 export function rootPrefix(root: string): string {
   return root === '/' ? 'vfioctl' : `vfioctl --root ${shellWord(root)}`;
+}
+
+/**
+ * A hint with its suggested vfioctl command lines ('vfioctl …' in quotes, or a hint that
+ * starts with one) naming vfioctl the way it runs here (ctx.invokedAs: `./bin/vfioctl` when
+ * it is not on PATH).
+ */
+export function personalise(ctx: CliContext, hint: string): string {
+  if (!ctx.invokedAs || !/(^|')vfioctl /.test(hint)) return hint;
+  const name = ctx.invokedAs();
+  return name === 'vfioctl' ? hint : hint.replace(/(^|')vfioctl (?=\S)/g, `$1${shellWord(name)} `);
+}
+
+/** How bin/vfioctl was started, as a command: `vfioctl` if PATH finds this one, else its path. */
+export function invokedAs(script: string, env: Record<string, string | undefined>, cwd: string): string {
+  try {
+    const real = realpathSync(script);
+    for (const dir of (env.PATH ?? '').split(':')) {
+      if (!dir) continue;
+      try {
+        if (realpathSync(path.join(dir, 'vfioctl')) === real) return 'vfioctl';
+      } catch {
+        // not in this directory
+      }
+    }
+  } catch {
+    return 'vfioctl';
+  }
+  const rel = path.relative(cwd, path.resolve(cwd, script));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(cwd, script) : `./${rel}`;
 }
 
 /** A path as one shell word (quoted only when it has to be). */
@@ -38,5 +75,5 @@ export function noIommuMessage(ctx: CliContext, root: string, cmdline: string): 
   const sample = sampleTreePath(ctx);
   const hint = `run '${rootPrefix(root)} doctor' to see what to change` +
     (sample ? `; to see vfioctl on a host with an IOMMU, run 'vfioctl --root ${shellWord(sample)} groups' (a sample tree it ships)` : '');
-  return { text, hint };
+  return { text, hint: personalise(ctx, hint) };
 }

@@ -6,6 +6,7 @@ import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
 import type { Command } from 'commander';
 import { SCHEMA_VERSION } from './context.js';
+import { invokedAs, personalise } from './first-minute.js';
 import { commandNameOf, createBaseProgram, finishProgram, USAGE_HINT, VERSION } from './program-base.js';
 import { fdWriter, isTerminal } from './stdio.js';
 
@@ -16,26 +17,47 @@ import { fdWriter, isTerminal } from './stdio.js';
 export async function run(argv: readonly string[], outer: CliContext): Promise<number> {
   const runState = { jsonPrinted: false };
   const ctx: CliContext = { ...outer, runState };
+  const json = wantsJson(argv);
   // Under --json every run prints one document: the command's, or else the error document.
   const errorDoc = (exit: number, code: string, message: string, hint: string | null) => {
-    if (!wantsJson(argv) || runState.jsonPrinted) return;
+    if (!json || runState.jsonPrinted) return;
     ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, error: { code, exit, message, hint } }, null, 2) + '\n');
   };
+  // Under --json stdout is held until the end, so that --help and --version can answer with
+  // a document too (commander's text inside) instead of the text.
+  let captured = '';
+  const inner: CliContext = json ? { ...ctx, stdout: { write: (s: string) => void (captured += s) } } : ctx;
+  const release = () => {
+    if (captured) ctx.stdout.write(captured);
+    captured = '';
+  };
   try {
-    const program = await loadProgram(argv, ctx);
+    const program = await loadProgram(argv, inner);
     await program.parseAsync([...argv], { from: 'user' });
+    release();
     return ExitCode.OK;
   } catch (err) {
+    if (json && err instanceof CommanderError && err.exitCode === 0 && !runState.jsonPrinted) {
+      const doc = err.code === 'commander.version' ? { version: VERSION } : { help: captured };
+      captured = '';
+      ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc }, null, 2) + '\n');
+      return ExitCode.OK;
+    }
+    release();
     if (err instanceof CommanderError) {
       // help and version exit 0; every parse error is a usage error (commander says 1).
       if (err.exitCode === 0) return ExitCode.OK;
-      errorDoc(ExitCode.USAGE, 'usage', err.message.replace(/^error: /, ''), USAGE_HINT);
+      const hint = personalise(ctx, USAGE_HINT);
+      // Without a command commander has just printed the whole help: no hint after it.
+      if (err.code !== 'commander.help') ctx.stderr.write(`hint: ${hint}\n`);
+      errorDoc(ExitCode.USAGE, 'usage', err.message.replace(/^error: /, ''), hint);
       return ExitCode.USAGE;
     }
     if (err instanceof VfioctlError) {
+      const hint = err.hint === undefined ? undefined : personalise(ctx, err.hint);
       ctx.stderr.write(`vfioctl: ${err.what}: ${err.why}\n`);
-      if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
-      errorDoc(err.code, err.errorCode, `${err.what}: ${err.why}`, err.hint ?? null);
+      if (hint) ctx.stderr.write(`hint: ${hint}\n`);
+      errorDoc(err.code, err.errorCode, `${err.what}: ${err.why}`, hint ?? null);
       return err.code;
     }
     const e = err instanceof Error ? err : new Error(String(err));
@@ -92,6 +114,7 @@ export async function main(): Promise<void> {
   process.exitCode = await run(process.argv.slice(2), {
     // bin/vfioctl is <package>/bin/vfioctl (through any symlink on PATH).
     packageDir: packageDirOf(process.argv[1]),
+    invokedAs: () => (process.argv[1] ? invokedAs(process.argv[1], process.env, process.cwd()) : 'vfioctl'),
     // process.stdout is a tty.WriteStream on a terminal: made only when a table needs the width.
     terminalColumns: () => (isTTY ? process.stdout.columns : undefined),
     stdout: fdWriter(1, readerGone),

@@ -7,6 +7,7 @@ import type { CliContext } from './context.js';
  * other command module (start-up time is most of a `groups` run on small hosts).
  */
 export const VERSION = '0.1.0';
+/** Printed by main.ts after every usage error commander reports. */
 export const USAGE_HINT = "run 'vfioctl --help' or 'vfioctl COMMAND --help' for usage";
 
 /** The end of `vfioctl --help`: what scripts and shells need without the manual. */
@@ -50,7 +51,6 @@ export function createBaseProgram(ctx: CliContext): Command {
     .option('--no-color', 'never colour (also NO_COLOR)')
     .option('-v, --verbose', 'print each sysfs write on stderr')
     .addHelpText('after', HELP_AFTER)
-    .showHelpAfterError(`hint: ${USAGE_HINT}`)
     .exitOverride()
     .configureOutput(output(ctx));
 }

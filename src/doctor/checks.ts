@@ -120,7 +120,7 @@ function checkVfioPciIds(params: readonly CmdlineParam[]): CheckResult {
   const ids = params.filter((p) => p.name === 'vfio_pci.ids');
   if (!ids.length) return pass(id, 'no-vfio-pci-ids', 'no vfio-pci.ids= on the kernel command line');
   return warn(id, 'vfio-pci-ids', `${ids.map((p) => p.raw).join(' ')} on the kernel command line: every device with these ids, present or hot-plugged, binds to vfio-pci without any group or in-use check`,
-    `remove it ${GRUB_FIX}, and keep the bindings with 'vfioctl persist' (per-device driver_override)`);
+    `remove it ${GRUB_FIX}, and keep the bindings per device instead: 'vfioctl apply --export > /root/vfio.json', then 'vfioctl persist /root/vfio.json'`);
 }
 
 function checkAcsOverride(params: readonly CmdlineParam[]): CheckResult {

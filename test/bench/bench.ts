@@ -9,7 +9,8 @@ import { synthHost, writeHost } from './synth.js';
  * `npm run bench`: time `vfioctl groups` on synthetic hosts of 4,096 and 120 PCI functions
  * against bare Node start-up (`node -e 0`), lspci, a shell lsgroup loop and the same sysfs
  * reads done from C (floor.c, when cc is there). Each is a spawned process whose output is
- * read through a pipe, as a provisioning script reads the JSON; runs are interleaved so
+ * read through a pipe, as a provisioning script reads the JSON, except the table drawn on a
+ * pseudo-terminal (script(1), when installed) against the same through a pipe; runs are interleaved so
  * load changes hit every command alike. Not a test: it reports and compares with the
  * targets, and exits 0 either way.
  *
@@ -93,6 +94,23 @@ function buildFloor(dir: string): string | null {
   return r.status === 0 ? out : null;
 }
 
+function hasScript(): boolean {
+  return spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * `vfioctl groups` with its stdout on a pseudo-terminal (the fitted table) or on a pipe, both
+ * under script(1) so that both pay the same for it: what a terminal costs over a pipe.
+ */
+function ttyCommands(root: string): [Cmd, Cmd] {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const line = `COLUMNS=120 ${[process.execPath, BIN, '--root', root, 'groups'].map(q).join(' ')}`;
+  return [
+    { label: 'groups on a terminal', file: 'script', args: ['-qec', line, '/dev/null'] },
+    { label: 'groups | cat (same pty)', file: 'script', args: ['-qec', `${line} | cat`, '/dev/null'] },
+  ];
+}
+
 function hasLspci(): boolean {
   return spawnSync('lspci', ['--version'], { stdio: 'ignore' }).status === 0;
 }
@@ -127,6 +145,7 @@ function main(): void {
   fs.mkdirSync(dir, { recursive: true });
   const lspci = hasLspci();
   const floor = buildFloor(dir);
+  const script = hasScript();
   console.log(`vfioctl bench: node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${RUNS} runs each, medians\n`);
   try {
     const lines: string[] = [];
@@ -140,6 +159,8 @@ function main(): void {
       if (lspci) cmds.push(lspciCmd);
       const floorCmd: Cmd = { label: 'same files from C', file: floor ?? '', args: [root] };
       if (floor) cmds.push(floorCmd);
+      const [tty, ttyPipe] = ttyCommands(root);
+      if (script) cmds.push(tty, ttyPipe);
       const t = measure(cmds, RUNS);
       const base = median(t.get(node)!.wall);
       const baseCpu = median(t.get(node)!.cpu);
@@ -163,6 +184,11 @@ function main(): void {
         const f = median(t.get(floorCmd)!.wall);
         lines.push(`${n} functions: reading the same sysfs files from C (floor.c) takes ${f.toFixed(0)} ms; vfioctl's own cost over node start-up and that floor: ${(over - f).toFixed(0)} ms`);
       }
+      if (script) {
+        const a = median(t.get(tty)!.wall);
+        const b = median(t.get(ttyPipe)!.wall);
+        lines.push(`${n} functions: groups on a terminal ${a.toFixed(0)} ms, through a pipe ${b.toFixed(0)} ms (both under script(1)): the terminal costs ${(a - b).toFixed(0)} ms more`);
+      }
       if (lspci && n === 4096) {
         // The loop runs lspci once per device: time a slice and scale it to every function.
         const slice = 64;
@@ -174,6 +200,7 @@ function main(): void {
     }
     if (!lspci) lines.push('lspci not installed (pciutils): lspci and lsgroup-loop timings skipped');
     if (!floor) lines.push('no C compiler (cc): the floor.c reference skipped');
+    if (!script) lines.push('script(1) not installed: the terminal timing skipped');
     console.log(lines.join('\n'));
   } finally {
     if (!keep) fs.rmSync(dir, { recursive: true, force: true });

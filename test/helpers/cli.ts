@@ -24,6 +24,8 @@ export interface CliOptions {
   makeFs?: (root: string) => FsRoot;
   /** Host pci.ids used when the tree has none (default: none, so no test depends on the machine's). */
   pciIdsFallback?: readonly string[];
+  /** Where vfioctl is installed (default: this checkout). */
+  packageDir?: string;
   /** Skip the --json schema check (only for tests of invalid output handling). */
   noSchemaCheck?: boolean;
 }
@@ -53,7 +55,7 @@ export async function cli(argv: string[], root?: string, opts: CliOptions = {}):
     env: opts.env ?? { NO_COLOR: '1' },
     isTTY: opts.isTTY ?? false,
     runner: opts.runner ?? recordingRunner().runner,
-    packageDir: REPO,
+    packageDir: opts.packageDir ?? REPO,
     pciIdsFallback: opts.pciIdsFallback ?? [],
     ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
   });

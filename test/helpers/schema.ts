@@ -83,7 +83,7 @@ export function commandOf(argv: readonly string[]): string | undefined {
 export function validateJsonRun(argv: readonly string[], code: number, stdout: string): void {
   const end = argv.indexOf('--');
   const args = end < 0 ? argv : argv.slice(0, end);
-  if (!args.includes('--json') || args.includes('--export') || args.includes('--help') || args.includes('-h')) return;
+  if (!args.includes('--json') || args.includes('--export')) return;
   let doc: { schemaVersion?: unknown; error?: unknown };
   try {
     doc = JSON.parse(stdout);
@@ -93,6 +93,10 @@ export function validateJsonRun(argv: readonly string[], code: number, stdout: s
   if (doc.error !== undefined) {
     validateDocument('error', doc);
     if ((doc.error as { exit: number }).exit !== code) throw new Error(`error document says exit ${(doc.error as { exit: number }).exit}, vfioctl exited ${code}`);
+    return;
+  }
+  if ('help' in doc || 'version' in doc) {
+    validateDocument('help' in doc ? 'help' : 'version', doc);
     return;
   }
   const command = commandOf(args);

@@ -57,38 +57,46 @@ function bashWords(line: string): string[] {
 }
 
 /**
- * zsh's real completion system, through zsh/zpty: an interactive `zsh -f` with compinit, the
+ * zsh's real completion system, through zsh/zpty: one interactive `zsh -f` with compinit, the
  * script installed in an fpath directory or sourced, compadd wrapped to write every match to
- * a file, then the line typed with a Tab.
+ * a file; then each line typed with a Tab (and cleared with ^U). The matches of each line.
  */
-export function zshComplete(script: string, line: string, r: ShellRun & { mode: 'fpath' | 'source'; work: string }): string[] {
+export function zshComplete(script: string, lines: readonly string[], r: ShellRun & { mode: 'fpath' | 'source'; work: string }): string[][] {
   const out = path.join(r.work, `zsh-${process.pid}-${Math.random().toString(36).slice(2)}.out`);
   const fdir = path.join(r.work, 'zfunc');
   fs.mkdirSync(fdir, { recursive: true });
   fs.writeFileSync(path.join(fdir, '_vfioctl'), script);
   const file = path.join(r.work, 'vfioctl.zsh');
   fs.writeFileSync(file, script);
+  const DONE = '--vfioctl-test-done--';
   const setup = [
     r.mode === 'fpath' ? `fpath=(${fdir} $fpath)` : '',
     'autoload -U compinit; compinit -u -D',
     r.mode === 'source' ? `source <(cat ${file})` : '',
     // Every match that reaches compadd is written to the file; -O/-A/-D calls are queries.
     `compadd() { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return; fi; local -a __hits; builtin compadd -A __hits "$@"; (( $#__hits )) && print -rl -- $__hits >> ${out}; builtin compadd "$@"; }`,
-    `comppostfuncs=( _vfioctl_test_done )`,
-    `_vfioctl_test_done() { print DONE >> ${out}.done; }`,
+    // comppostfuncs is emptied after each completion: Tab sets it anew, then completes.
+    `_vfioctl_test_done() { print -r -- ${DONE} >> ${out}; }`,
+    '_vfioctl_test_tab() { comppostfuncs=( _vfioctl_test_done ); zle complete-word; }',
+    "zle -N _vfioctl_test_tab; bindkey '^I' _vfioctl_test_tab",
     "zstyle ':completion:*' insert-tab false",
   ].filter(Boolean);
   const driver = [
     'zmodload zsh/zpty',
     'zpty z zsh -f -i',
     ...setup.map((c) => `zpty -w z ${zshQuote(c)}`),
-    `zpty -w -n z ${zshQuote(line + '\t')}`,
-    `for i in {1..200}; do [[ -e ${out}.done ]] && break; sleep 0.05; done`,
+    ...lines.flatMap((line, i) => [
+      `zpty -w -n z ${zshQuote(line + '\t')}`,
+      `for t in {1..300}; do [[ -e ${out} && $(grep -c -- ${DONE} ${out}) -ge ${i + 1} ]] && break; sleep 0.05; done`,
+      "zpty -w -n z $'\\x15'",
+    ]),
     'zpty -d z',
   ].join('\n');
-  execFileSync('zsh', ['-f', '-c', driver], { encoding: 'utf8', env: { ...envFor(r), TERM: 'dumb' }, cwd: r.cwd, timeout: 30_000 });
-  if (!fs.existsSync(`${out}.done`)) throw new Error(`zsh completion of "${line}" did not finish`);
-  return fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
+  execFileSync('zsh', ['-f', '-c', driver], { encoding: 'utf8', env: { ...envFor(r), TERM: 'dumb' }, cwd: r.cwd, timeout: 60_000 });
+  const text = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
+  const parts = text.split(`${DONE}\n`);
+  if (parts.length < lines.length + 1) throw new Error(`zsh completed ${parts.length - 1} of ${lines.length} lines`);
+  return lines.map((_, i) => parts[i]!.split('\n').filter(Boolean));
 }
 
 const zshQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -71,6 +71,8 @@ for (const withPackage of [false, true]) {
     assert.deepEqual(c('vfioctl apply des').replies, ['desired.json']);
     assert.deepEqual(c('vfioctl snapshot snap').replies, ['snapdir']);
     assert.deepEqual(c('vfioctl --root sna').replies, ['snapdir']);
+    // (readline adds the / of a directory itself: -o filenames)
+    assert.equal(c('vfioctl --root=sna').line.trimEnd(), 'vfioctl --root=snapdir', '--root=DIR completes after the =');
     // Subcommands and options.
     assert.deepEqual(c('vfioctl gr').replies, ['groups', 'grant']);
     assert.deepEqual(c('vfioctl doctor --').replies, ['--json', '--help']);
@@ -84,7 +86,19 @@ for (const mode of ['fpath', 'source'] as const) {
     const s = await script('zsh');
     assert.match(s, /^#compdef vfioctl/);
     execFileSync('zsh', ['-n'], { input: s });
-    const c = (line: string, env: Record<string, string> = run.env) => zshComplete(s, line, { ...run, env, mode, work });
+    const lines = [
+      'vfioctl gr',
+      'vfioctl show 0000:00:0',
+      'vfioctl show 01:0',
+      'vfioctl reset-plan 01:00.0 03:0',
+      'vfioctl groups --group ',
+      'vfioctl bind 01:00.0 --variant ',
+      `vfioctl --root ${OTHER} show `,
+      'vfioctl snapshot snap',
+      'vfioctl apply des',
+    ] as const;
+    const got = zshComplete(s, lines, { ...run, mode, work });
+    const c = (line: (typeof lines)[number]) => got[lines.indexOf(line)]!;
     assert.ok(c('vfioctl gr').includes('groups'));
     const sel = c('vfioctl show 0000:00:0');
     assert.deepEqual(sorted(sel.filter((x) => x.startsWith('0000:00:0'))), ADDRESSES);
@@ -95,6 +109,7 @@ for (const mode of ['fpath', 'source'] as const) {
     assert.ok(c('vfioctl bind 01:00.0 --variant ').includes('vfio_pci_lab'));
     assert.ok(c(`vfioctl --root ${OTHER} show `).includes('ens1f0'), 'candidates from --root');
     assert.ok(c('vfioctl snapshot snap').includes('snapdir'));
+    assert.ok(c('vfioctl apply des').includes('desired.json'), 'files for apply');
   });
 }
 

@@ -71,7 +71,8 @@ function hintsOf(stdout: string, stderr: string, json: boolean): string[] {
 function suggested(hint: string): string[][] {
   const lines = [...hint.matchAll(/'(vfioctl [^']*)'/g)].map((m) => m[1]!);
   if (lines.length === 0 && hint.startsWith('vfioctl ')) lines.push(hint.split(/\s*[(,;>]/)[0]!);
-  return lines.map((l) => l.trim().split(/\s+/).slice(1));
+  // A redirection or pipe ends the vfioctl part (`vfioctl apply --export > FILE`).
+  return lines.map((l) => l.split(/\s+[>|]/)[0]!.trim().split(/\s+/).slice(1));
 }
 
 /** Placeholders in suggested commands, filled for the context. */
@@ -84,6 +85,8 @@ const MUTATING = new Set(['bind', 'unbind', 'apply', 'persist', 'vfs', 'grant'])
 test('every hint can be acted on where it is printed, and every vfioctl command it suggests runs', async () => {
   let checked = 0;
   let ran = 0;
+  // A suggestion repeated in another context with the same tree runs once (snapshots are slow).
+  const done = new Set<string>();
   for (const s of SCENARIOS) {
     for (const json of [false, true]) {
       const args = json ? [...s.args, '--json'] : s.args;
@@ -94,6 +97,10 @@ test('every hint can be acted on where it is printed, and every vfioctl command 
         if (json) assert.doesNotMatch(hint, /\babove\b|\bbelow\b/, `${context}: a JSON consumer sees no "above": ${hint}`);
         assert.doesNotMatch(hint, /container/, `${context}: no container talk for a --root tree: ${hint}`);
         for (const words of suggested(hint)) {
+          // (A snapshot is the same on every capture and costs a second: one is enough.)
+          const key = words[0] === 'snapshot' ? words.join(' ') : `${s.root}\0${words.join(' ')}`;
+          if (done.has(key)) continue;
+          done.add(key);
           // Suggested commands run against the same tree unless they name their own --root.
           let argv = fill(words, s.root, '0000:00:00.0');
           const hasRoot = argv.includes('--root');
@@ -116,5 +123,44 @@ test('the sample tree the first-minute hint names is shipped and shows groups', 
   assert.match(r.stdout, /^GROUP +VIABLE/);
   assert.ok(fs.existsSync(path.join(REPO, 'examples/hosts/switch/sys/kernel/iommu_groups')));
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
-  assert.ok(pkg.files.includes('examples') && pkg.files.includes('schema'), 'shipped with the package');
+  assert.ok(pkg.files.includes('schema'), 'the schemas are shipped with the package');
+});
+
+test('without the sample tree (an npm install: npm drops its symlinks) the hint names only doctor', async () => {
+  const r = await cli(['groups'], NO_IOMMU, { packageDir: work });
+  assert.match(r.stdout, new RegExp(`^hint: run 'vfioctl --root ${NO_IOMMU} doctor' to see what to change$`, 'm'));
+});
+
+test('hints name vfioctl as it was started: ./bin/vfioctl when it is not on PATH, vfioctl when it is', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const env = { PATH: '/usr/bin:/bin', NO_COLOR: '1' };
+  const viaPath = spawnSync('./bin/vfioctl', ['--root', NO_IOMMU, 'groups'], { cwd: REPO, encoding: 'utf8', env });
+  assert.equal(viaPath.status, 0, viaPath.stderr);
+  assert.match(viaPath.stdout, new RegExp(`^hint: run './bin/vfioctl --root ${NO_IOMMU} doctor'`, 'm'));
+  assert.match(viaPath.stdout, /run '\.\/bin\/vfioctl --root examples\/hosts\/switch groups'/);
+  const missing = spawnSync('./bin/vfioctl', ['--root', LAB, 'show', '09:00.0', '--json'], { cwd: REPO, encoding: 'utf8', env });
+  assert.equal(JSON.parse(missing.stdout).error.hint, "run './bin/vfioctl groups' to list devices");
+  const bin = path.join(work, 'pathbin');
+  fs.mkdirSync(bin);
+  fs.symlinkSync(path.join(REPO, 'bin/vfioctl'), path.join(bin, 'vfioctl'));
+  const onPath = spawnSync('vfioctl', ['--root', LAB, 'show', '09:00.0'], { cwd: work, encoding: 'utf8', env: { ...env, PATH: `${bin}:${env.PATH}` } });
+  assert.match(onPath.stderr, /^hint: run 'vfioctl groups' to list devices$/m);
+});
+
+test('the vfio-pci.ids fix of doctor names commands that run', async (t) => {
+  const { root, cleanup: done } = tempRoot();
+  t.after(done);
+  buildTree(root, { ...labSpec(), cmdline: 'intel_iommu=on vfio_pci.ids=8086:10d3' });
+  const r = await cli(['doctor', '--json'], root);
+  const fix = r.json().checks.find((c: { id: string }) => c.id === 'vfio-pci-ids').fix as string;
+  // The fix as a reader follows it: export into the file, then persist that file.
+  const file = path.join(root, 'vfio.json');
+  const steps = suggested(fix);
+  assert.equal(steps.length, 2, fix);
+  for (const words of steps) {
+    const argv = fill(words, root, '0000:01:00.0').map((w) => (w === '/root/vfio.json' ? file : w));
+    const out = await cli(argv[0] === 'persist' ? [...argv, '--dry-run'] : argv, root);
+    assert.equal(out.code, 0, `${argv.join(' ')}: ${out.stderr}`);
+    if (argv[0] === 'apply') fs.writeFileSync(file, out.stdout);
+  }
 });

@@ -98,3 +98,13 @@ test('--json: an internal error (a bug) still prints the error document, code in
   assert.match(doc.error.message, /boom/);
   assert.match(r.stderr, /^vfioctl: internal error \(please report/);
 });
+
+test('--json: --help and --version answer with a document too', async () => {
+  const help = await cli(['groups', '--help', '--json'], root);
+  assert.equal(help.code, 0);
+  assert.match(help.json().help, /^Usage: vfioctl groups/);
+  const version = await cli(['--version', '--json'], root);
+  assert.deepEqual(version.json(), { schemaVersion: 1, version: '0.1.0' });
+  // Without --json, the text as before.
+  assert.match((await cli(['groups', '--help'], root)).stdout, /^Usage: vfioctl groups/);
+});
