@@ -1,16 +1,28 @@
 import { CommanderError } from 'commander';
-import { VfioctlError } from '../errors.js';
+import { VfioctlError, errnoMeaning, errnoOf } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
+import { INPUT_MAX_BYTES } from '../provision/read-input.js';
 import type { Command } from 'commander';
 import { commandNameOf, createBaseProgram, finishProgram, VERSION } from './program-base.js';
-import { fdWriter, isTerminal } from './stdio.js';
+import { fdWriter, isTerminal, readFdCapped } from './stdio.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
  * exit codes; it never calls process.exit, so piped output is never cut short.
  */
 export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+  const code = await runCommand(argv, ctx);
+  // Standard output failed (ENOSPC, EIO; a reader going away is not a failure): the output
+  // is lost, so the run failed even if the command did its work (which it reported on stderr).
+  const lost = ctx.stdout.failure;
+  if (lost === undefined) return code;
+  const errno = errnoOf(lost);
+  ctx.stderr.write(`vfioctl: cannot write to standard output: ${errno ? errnoMeaning(errno) : lost.message}\n`);
+  return code === ExitCode.OK ? ExitCode.FAILURE : code;
+}
+
+async function runCommand(argv: readonly string[], ctx: CliContext): Promise<number> {
   try {
     const program = await loadProgram(argv, ctx);
     await program.parseAsync([...argv], { from: 'user' });
@@ -63,10 +75,7 @@ export async function main(): Promise<void> {
     env: process.env,
     isTTY,
     runner: execaRunner,
-    readStdin: async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
-    },
+    // Bounded: at most maxBytes + 1 bytes are read (`yes | vfioctl apply -` stops there).
+    readStdin: async (maxBytes = INPUT_MAX_BYTES) => readFdCapped(0, maxBytes).toString('utf8'),
   });
 }
