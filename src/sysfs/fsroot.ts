@@ -64,6 +64,14 @@ export class FsRoot {
   private realRootCache: string | undefined;
   /** In-root path → host path with every symlink resolved inside the root; null: leads outside. */
   private readonly resolved = new Map<string, string | null>();
+  /** hostOf's last directory and its resolution. */
+  private lastDir = '\0';
+  private lastReal: string | null | undefined = null;
+  private prevDir = '\0';
+  private prevReal: string | null | undefined = null;
+  /** Real directory → kinds of its entries (see kindOf), and directories looked into once. */
+  private readonly kinds = new Map<string, Map<string, 'link' | 'dir' | 'other'>>();
+  private readonly looked = new Set<string>();
   /** writes.length when `resolved` was last valid (every write may change the tree). */
   private resolvedEpoch = 0;
 
@@ -85,8 +93,9 @@ export class FsRoot {
 
   /** Whether paths need the boundary checks (any root that is not the real `/`). */
   private get confined(): boolean {
-    return this.root !== '/' && this.realRoot !== '/';
+    return (this.confinedCache ??= this.root !== '/' && this.realRoot !== '/');
   }
+  private confinedCache: boolean | undefined;
 
   /** Host path of an absolute in-root path (lexical: no boundary check). */
   abs(p: string): string {
@@ -113,11 +122,17 @@ export class FsRoot {
    * directories and links; the memo is dropped on every write.
    */
   private real(p: string): string | null {
-    if (this.resolvedEpoch !== this.writes.length) {
-      this.resolved.clear();
-      this.resolvedEpoch = this.writes.length;
-    }
+    if (this.resolvedEpoch !== this.writes.length) this.forget();
     return this.resolve(p, 0);
+  }
+
+  /** Drop what resolution learned: the tree may have changed. */
+  private forget(): void {
+    this.lastDir = this.prevDir = '\0';
+    this.resolved.clear();
+    this.kinds.clear();
+    this.looked.clear();
+    this.resolvedEpoch = this.writes.length;
   }
 
   private resolve(p: string, hops: number): string | null {
@@ -132,15 +147,10 @@ export class FsRoot {
     if (name === '' || name === '.') return parent;
     if (name === '..') return parent === realRoot ? null : parent.slice(0, parent.lastIndexOf('/'));
     const host = parent + '/' + name;
-    let st: fs.Stats | undefined;
-    try {
-      st = lstatSync(host, { throwIfNoEntry: false });
-    } catch {
-      return host; // ENOTDIR, EACCES: opening it fails the same way
-    }
-    if (st === undefined) return host; // missing: not memoised, it may appear
-    if (!st.isSymbolicLink()) {
-      if (st.isDirectory()) this.resolved.set(p, host);
+    const kind = this.kindOf(parent, name, host);
+    if (kind === undefined) return host; // missing (or ENOTDIR, EACCES: opening it fails the same way): not memoised, it may appear
+    if (kind !== 'link') {
+      if (kind === 'dir') this.resolved.set(p, host);
       return host;
     }
     let out: string | null = null;
@@ -168,11 +178,52 @@ export class FsRoot {
     return out;
   }
 
+  /**
+   * Whether `name` in real directory `dir` is a link, a directory or something else
+   * (undefined: missing). The first lookup in a directory is an lstat; from the second on,
+   * one listing with file types answers for all its entries (the PCI functions below one
+   * bridge: a 4,096-function host has ~90 such directories, not 4,096 lstats).
+   */
+  private kindOf(dir: string, name: string, host: string): 'link' | 'dir' | 'other' | undefined {
+    const known = this.kinds.get(dir);
+    if (known !== undefined) return known.get(name);
+    if (this.looked.has(dir)) {
+      const entries = new Map<string, 'link' | 'dir' | 'other'>();
+      try {
+        for (const e of readdirSync(dir, { withFileTypes: true })) entries.set(e.name, e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'other');
+      } catch {
+        return undefined;
+      }
+      this.kinds.set(dir, entries);
+      return entries.get(name);
+    }
+    this.looked.add(dir);
+    try {
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      return st === undefined ? undefined : st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Host path to open for in-root `p` under a confined root: its directory resolved, the last component as is. */
   private hostOf(p: string): string | null {
     const i = p.lastIndexOf('/');
-    const dir = this.real(i <= 0 ? '/' : p.slice(0, i));
-    return dir === null ? null : dir + p.slice(i);
+    // The scan reads a directory's files one after another, between reads of the links in
+    // /sys/bus/pci/devices: the last two directories' answers are kept. A directory whose
+    // real path is its lexical one (no link on the way: nearly all) costs one concatenation.
+    if (this.resolvedEpoch === this.writes.length) {
+      if (i === this.lastDir.length && p.startsWith(this.lastDir)) return this.lastReal === undefined ? this.root + p : this.lastReal === null ? null : this.lastReal + p.slice(i);
+      if (i === this.prevDir.length && p.startsWith(this.prevDir)) return this.prevReal === undefined ? this.root + p : this.prevReal === null ? null : this.prevReal + p.slice(i);
+    }
+    const dir = i <= 0 ? '/' : p.slice(0, i);
+    const real = this.real(dir);
+    this.prevDir = this.lastDir;
+    this.prevReal = this.lastReal;
+    this.lastDir = dir;
+    // undefined: the same as this.root + dir.
+    this.lastReal = real !== null && real.length === this.root.length + dir.length && real.startsWith(this.root) && real.endsWith(dir) ? undefined : real;
+    return real === null ? null : real + p.slice(i);
   }
 
   /**
@@ -433,7 +484,7 @@ export class FsRoot {
    * directory fsync'd. The temporary file never outlives a failure.
    */
   writeFileAtomic(p: string, content: string, mode = 0o644): void {
-    this.resolved.clear();
+    this.forget();
     const dir = this.writable(path.posix.dirname(p), 'write', { followLast: true, create: true });
     const target = `${dir}/${path.posix.basename(p)}`;
     const tmp = `${target}.tmp-${process.pid}`;
@@ -471,7 +522,7 @@ export class FsRoot {
    * Returns false when it already exists; other errors throw.
    */
   createExclusive(p: string, content: string, mode = 0o644): boolean {
-    this.resolved.clear();
+    this.forget();
     const dir = this.writable(path.posix.dirname(p), 'create', { followLast: true, create: true });
     const target = `${dir}/${path.posix.basename(p)}`;
     let fd: number;
@@ -491,12 +542,12 @@ export class FsRoot {
 
   /** Remove a regular file (or a link itself, never its target); missing is fine. */
   removeFile(p: string): void {
-    this.resolved.clear();
+    this.forget();
     fs.rmSync(this.writable(p, 'remove', { followLast: false }), { force: true });
   }
 
   mkdirp(p: string): void {
-    this.resolved.clear();
+    this.forget();
     this.writable(p, 'create directory', { followLast: true, create: true });
   }
 
@@ -535,7 +586,7 @@ export class FsRoot {
   }
 
   private fileOp(p: string, what: string, op: () => void): void {
-    this.resolved.clear();
+    this.forget();
     this.writes.push({ path: p, value: what });
     this.onWrite?.(p, what);
     try {
