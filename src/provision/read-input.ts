@@ -40,6 +40,9 @@ export async function readDesiredInput(file: string, readStdin: ((maxBytes?: num
   } catch (err) {
     if (err instanceof VfioctlError) throw err;
     const code = errnoOf(err);
+    if (code === 'ENAMETOOLONG' || code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
+      throw usageError(`file ${shown}`, code === 'ENAMETOOLONG' ? 'name too long' : 'not a file name (it holds a NUL character)', 'name a desired-state file, or - for standard input');
+    }
     if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(`file ${shown}`, 'no such file', 'name a desired-state file, or - for standard input');
     if (code === 'EACCES' || code === 'EPERM') throw new VfioctlError(ExitCode.PERMISSION, `file ${shown}`, `cannot read it: ${errnoMeaning(code)}`);
     throw new VfioctlError(ExitCode.FAILURE, `file ${shown}`, `cannot read it: ${errnoMeaning(code)}`);

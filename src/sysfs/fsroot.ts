@@ -428,13 +428,18 @@ export class FsRoot {
     return host !== null && fs.existsSync(host);
   }
 
-  /** True when the path itself (not its target) exists, links included. */
+  /**
+   * True when the path itself (not its target) exists, links included, dangling ones too;
+   * a link leading outside the root counts as missing, as it reads.
+   */
   lexists(p: string): boolean {
     const host = this.confined ? this.hostOf(p) : p;
     if (host === null) return false;
     try {
       // No exception for the common miss: building one costs more than the syscall.
-      return lstatSync(host, { throwIfNoEntry: false }) !== undefined;
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      if (st === undefined) return false;
+      return !this.confined || !st.isSymbolicLink() || this.real(p) !== null;
     } catch {
       return false;
     }

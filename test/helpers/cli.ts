@@ -21,6 +21,8 @@ export interface CliOptions {
   isTTY?: boolean;
   runner?: Runner;
   makeFs?: (root: string) => FsRoot;
+  /** Standard input for `apply -` (given the cap, as the real reader is). */
+  readStdin?: (maxBytes?: number) => Promise<string>;
 }
 
 /** A runner that records calls and fails them all unless told otherwise. */
@@ -45,6 +47,7 @@ export async function cli(argv: string[], root?: string, opts: CliOptions = {}):
     isTTY: opts.isTTY ?? false,
     runner: opts.runner ?? recordingRunner().runner,
     ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
+    ...(opts.readStdin ? { readStdin: opts.readStdin } : {}),
   });
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { quoteShort } from '../../model/names.js';
 import { notFound, usageError } from '../../errors.js';
 import { groupOf, isVfioBound, deviceOf } from '../../model/host.js';
 import { scanHost } from '../../sysfs/scan.js';
@@ -29,7 +30,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       const host = scanHost(s.fs);
       let groups = host.groups;
       if (opts.group !== undefined) {
-        if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group "${opts.group}"`, 'a group is a non-negative number');
+        if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group ${quoteShort(opts.group)}`, 'a group is a non-negative number');
         const g = groupOf(host, Number(opts.group));
         if (!g) throw notFound(`group ${opts.group}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups");
         groups = [g];
