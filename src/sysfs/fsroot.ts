@@ -233,7 +233,7 @@ export class FsRoot {
    * /etc, /run and /dev are walked, refusing links owned by users other than root.
    * Throws a VfioctlError (exit 4) when the path would leave the root.
    */
-  private writable(p: string, what: string, opts: { followLast: boolean; create?: boolean }): string {
+  private writable(p: string, what: string, opts: { followLast: boolean; create?: boolean }, subject = p): string {
     const slash = !this.confined;
     if (slash && !GUARDED_ON_SLASH.test(p)) {
       if (opts.create) fs.mkdirSync(p, { recursive: true });
@@ -247,7 +247,7 @@ export class FsRoot {
     while (pending.length > 0) {
       const name = pending.pop()!;
       if (name === '..') {
-        if (cur === realRoot) throw boundaryError(what, p, `"..\" leads above the root ${this.root}`);
+        if (cur === realRoot) throw boundaryError(what, subject, `".." (of the path or of a symbolic link's target) leads outside the root ${this.root}`, 'the root is a boundary: fix the link in the tree (this was not written)');
         cur = cur.slice(0, cur.lastIndexOf('/')) || '/';
         continue;
       }
@@ -270,9 +270,9 @@ export class FsRoot {
         continue;
       }
       if (slash && st.uid !== 0) {
-        throw boundaryError(what, p, `${host} is a symbolic link owned by uid ${st.uid}, not root; not following it`, 'remove the link or make it root\'s; nothing was changed');
+        throw boundaryError(what, subject, `${host} is a symbolic link owned by uid ${st.uid}, not root; not following it`, 'remove the link or make it root\'s (this was not written)');
       }
-      if (++hops > MAX_LINK_HOPS) throw boundaryError(what, p, 'too many levels of symbolic links', 'fix the links in the tree; nothing was changed');
+      if (++hops > MAX_LINK_HOPS) throw boundaryError(what, subject, 'too many levels of symbolic links', 'fix the links in the tree (this was not written)');
       const target = readlinkSync(host);
       if (target.startsWith('/')) {
         let inRoot: string | undefined;
@@ -283,7 +283,7 @@ export class FsRoot {
           if (inRoot !== undefined) break;
         }
         if (inRoot === undefined) {
-          throw boundaryError(what, p, `${this.rel(host) ?? host} is a symbolic link to ${JSON.stringify(target)}, outside the root ${this.root}`, 'the root is a boundary; fix the link in the tree; nothing was changed');
+          throw boundaryError(what, subject, `${this.rel(host) ?? host} is a symbolic link to ${JSON.stringify(target)}, outside the root ${this.root}`, 'the root is a boundary: fix the link in the tree (this was not written)');
         }
         cur = realRoot;
         pending.push(...inRoot.split('/').filter((c) => c !== '' && c !== '.').reverse());
@@ -471,7 +471,7 @@ export class FsRoot {
     let fd: number | undefined;
     try {
       fd = fs.openSync(host, fs.constants.O_WRONLY | fs.constants.O_TRUNC | O_NONBLOCK | O_NOFOLLOW);
-      if (!fstatSync(fd).isFile()) throw boundaryError(`write ${shown} to`, p, 'not a regular file', 'fix the tree; nothing was written');
+      if (!fstatSync(fd).isFile()) throw boundaryError(`write ${shown} to`, p, 'not a regular file', 'fix the tree (this was not written)');
       fs.writeSync(fd, value);
     } catch (err) {
       if (err instanceof VfioctlError) throw err;
@@ -490,7 +490,7 @@ export class FsRoot {
    */
   writeFileAtomic(p: string, content: string, mode = 0o644): void {
     this.forget();
-    const dir = this.writable(path.posix.dirname(p), 'write', { followLast: true, create: true });
+    const dir = this.writable(path.posix.dirname(p), 'write', { followLast: true, create: true }, p);
     const target = `${dir}/${path.posix.basename(p)}`;
     const tmp = `${target}.tmp-${process.pid}`;
     let fd: number | undefined;
@@ -528,7 +528,7 @@ export class FsRoot {
    */
   createExclusive(p: string, content: string, mode = 0o644): boolean {
     this.forget();
-    const dir = this.writable(path.posix.dirname(p), 'create', { followLast: true, create: true });
+    const dir = this.writable(path.posix.dirname(p), 'create', { followLast: true, create: true }, p);
     const target = `${dir}/${path.posix.basename(p)}`;
     let fd: number;
     try {
@@ -559,7 +559,7 @@ export class FsRoot {
   /** Create or replace a symbolic link at `p` pointing to `target` (systemd .wants links). */
   symlink(target: string, p: string): void {
     this.fileOp(p, `symlink -> ${target}`, () => {
-      const dir = this.writable(path.posix.dirname(p), `symlink -> ${target}`, { followLast: true, create: true });
+      const dir = this.writable(path.posix.dirname(p), `symlink -> ${target}`, { followLast: true, create: true }, p);
       const host = `${dir}/${path.posix.basename(p)}`;
       fs.rmSync(host, { force: true });
       fs.symlinkSync(target, host);
