@@ -64,11 +64,6 @@ export class FsRoot {
   private realRootCache: string | undefined;
   /** In-root path → host path with every symlink resolved inside the root; null: leads outside. */
   private readonly resolved = new Map<string, string | null>();
-  /** hostOf's last directory and its resolution. */
-  private lastDir = '\0';
-  private lastReal: string | null | undefined = null;
-  private prevDir = '\0';
-  private prevReal: string | null | undefined = null;
   /** Real directory → kinds of its entries (see kindOf), and directories looked into once. */
   private readonly kinds = new Map<string, Map<string, 'link' | 'dir' | 'other'>>();
   private readonly looked = new Set<string>();
@@ -128,7 +123,6 @@ export class FsRoot {
 
   /** Drop what resolution learned: the tree may have changed. */
   private forget(): void {
-    this.lastDir = this.prevDir = '\0';
     this.resolved.clear();
     this.kinds.clear();
     this.looked.clear();
@@ -208,22 +202,14 @@ export class FsRoot {
 
   /** Host path to open for in-root `p` under a confined root: its directory resolved, the last component as is. */
   private hostOf(p: string): string | null {
+    if (this.resolvedEpoch !== this.writes.length) this.forget();
     const i = p.lastIndexOf('/');
-    // The scan reads a directory's files one after another, between reads of the links in
-    // /sys/bus/pci/devices: the last two directories' answers are kept. A directory whose
-    // real path is its lexical one (no link on the way: nearly all) costs one concatenation.
-    if (this.resolvedEpoch === this.writes.length) {
-      if (i === this.lastDir.length && p.startsWith(this.lastDir)) return this.lastReal === undefined ? this.root + p : this.lastReal === null ? null : this.lastReal + p.slice(i);
-      if (i === this.prevDir.length && p.startsWith(this.prevDir)) return this.prevReal === undefined ? this.root + p : this.prevReal === null ? null : this.prevReal + p.slice(i);
-    }
     const dir = i <= 0 ? '/' : p.slice(0, i);
-    const real = this.real(dir);
-    this.prevDir = this.lastDir;
-    this.prevReal = this.lastReal;
-    this.lastDir = dir;
-    // undefined: the same as this.root + dir.
-    this.lastReal = real !== null && real.length === this.root.length + dir.length && real.startsWith(this.root) && real.endsWith(dir) ? undefined : real;
-    return real === null ? null : real + p.slice(i);
+    // One map lookup per read (the scan's hot path); a directory is resolved once (and
+    // memoised by resolve, unless it is missing).
+    let host = this.resolved.get(dir);
+    if (host === undefined) host = this.resolve(dir, 0);
+    return host === null ? null : host + p.slice(i);
   }
 
   /**
