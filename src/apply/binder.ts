@@ -8,6 +8,7 @@ import { driverRegistered, loadedDriverOfModule, moduleOfDriver } from '../sysfs
 import { execute, type ExecOptions, type ExecResult, type SubjectOutcome, type Transaction } from '../exec/executor.js';
 import { driverOf, overrideOf, StepFailure } from '../exec/subjects.js';
 import { readRecord } from './state.js';
+import { isDriverName } from '../model/names.js';
 
 /**
  * Carries out a bind or unbind plan: loads the drivers' modules first (a failed load changes
@@ -55,6 +56,7 @@ export class Binder {
     const { fs } = this.deps;
     if (driverRegistered(fs, driver)) return driver;
     if (module === null) throw new StepFailure(`driver ${driver} is not registered and its module is unknown`);
+    if (!isDriverName(module)) throw new StepFailure(`module name "${String(module).slice(0, 40)}" is not a module name; not running modprobe`);
     if (!this.deps.allowModprobe) {
       throw new StepFailure(`driver ${driver} is not registered in the tree under ${fs.root}, and vfioctl loads modules only into the live kernel (--root /)`);
     }

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
+import { statSync } from 'node:fs';
+import { errnoMeaning, errnoOf, usageError } from '../errors.js';
+import { quoteShort } from '../model/names.js';
 import { FsRoot } from '../sysfs/fsroot.js';
 import { loadPciNames, type PciNames } from '../sysfs/pciids.js';
 import { PCI_IDS_CANDIDATES } from '../sysfs/paths.js';
@@ -8,6 +11,17 @@ import { makeChalk, resolveColorLevel } from './color.js';
 import type { Runner, Writer } from '../ports.js';
 
 export type { RunResult, Runner, Writer } from '../ports.js';
+
+declare module '../ports.js' {
+  interface Writer {
+    /**
+     * Set once a write failed for another reason than the reader going away (ENOSPC, EIO):
+     * what was printed since is lost. A command that changed something says so on stderr
+     * when this is set; run() exits 1 with the message (src/cli/stdio.ts).
+     */
+    readonly failure?: Error | undefined;
+  }
+}
 
 /** What the outside world gives the CLI; tests pass string sinks and a fake runner. */
 export interface CliContext {
@@ -20,8 +34,11 @@ export interface CliContext {
   readonly makeFs?: (root: string) => FsRoot;
   /** SIGINT/SIGTERM during a change roll it back instead of killing the process (the real process). */
   readonly catchSignals?: boolean;
-  /** Standard input as text, for `apply -` and `persist -`. */
-  readonly readStdin?: () => Promise<string>;
+  /**
+   * Standard input as text, for `apply -` and `persist -`: at most `maxBytes + 1` bytes of it
+   * when `maxBytes` is given (the caller refuses more; src/provision/read-input.ts).
+   */
+  readonly readStdin?: (maxBytes?: number) => Promise<string>;
   /** The terminal's width, asked only when a table is drawn on a TTY (main.ts reads it from fd 1). */
   readonly terminalColumns?: () => number | undefined;
   /**
@@ -71,9 +88,31 @@ export interface Session {
 
 export const SCHEMA_VERSION = 1;
 
+/**
+ * `--root` (or VFIOCTL_ROOT) must name an existing directory: a missing path, a file, a
+ * dangling link or a link loop is a usage error (exit 2), never "an empty host". Empty is a
+ * usage error too (it would silently mean the current directory).
+ */
+export function checkRoot(root: string, source: string): string {
+  const fail = (why: string) => usageError(`${source} ${quoteShort(root, 200)}`, why, 'name the directory that holds sys/, proc/, dev/ … (default /); nothing was changed');
+  if (root === '') throw fail('is empty');
+  let st: import('node:fs').Stats;
+  try {
+    st = statSync(root);
+  } catch (err) {
+    const code = errnoOf(err);
+    throw fail(code === 'ENOENT' ? 'no such directory (or a dangling symbolic link)'
+      : code === 'ELOOP' ? 'a loop of symbolic links'
+      : code === 'ENOTDIR' ? 'not a directory' : `cannot be used: ${errnoMeaning(code)}`);
+  }
+  if (!st.isDirectory()) throw fail('not a directory');
+  return root;
+}
+
 export function openSession(ctx: CliContext, cmd: Command): Session {
   const opts = cmd.optsWithGlobals<GlobalOptions>();
-  const root = opts.root ?? ctx.env.VFIOCTL_ROOT ?? '/';
+  const root = opts.root !== undefined ? checkRoot(opts.root, '--root')
+    : ctx.env.VFIOCTL_ROOT !== undefined ? checkRoot(ctx.env.VFIOCTL_ROOT, 'VFIOCTL_ROOT') : '/';
   const json = opts.json === true;
   const fs = ctx.makeFs ? ctx.makeFs(root) : new FsRoot(root);
   const chalk = makeChalk(json ? 0 : resolveColorLevel(ctx.env, ctx.isTTY, opts.color));

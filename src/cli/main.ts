@@ -1,20 +1,53 @@
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { CommanderError } from 'commander';
-import { VfioctlError } from '../errors.js';
+import { VfioctlError, errnoMeaning, errnoOf } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliContext } from './context.js';
+import { INPUT_MAX_BYTES } from '../provision/read-input.js';
 import type { Command } from 'commander';
 import { SCHEMA_VERSION } from './context.js';
 import { invokedAs, personalise } from './first-minute.js';
 import { commandNameOf, createBaseProgram, finishProgram, USAGE_HINT, VERSION } from './program-base.js';
-import { fdWriter, isTerminal } from './stdio.js';
+import { fdWriter, isTerminal, readFdCapped } from './stdio.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
  * exit codes; it never calls process.exit, so piped output is never cut short.
  */
-export async function run(argv: readonly string[], outer: CliContext): Promise<number> {
+export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+  // Keep what went to stdout after a write failed, so a change is still reported (on stderr).
+  // Only a change needs that: the outcome of a read can simply be asked for again.
+  let unsent = '';
+  const keep = CHANGING_COMMANDS.has(commandNameOf(argv) ?? '');
+  const out = ctx.stdout;
+  const stdout = {
+    write: (text: string) => {
+      const r = out.write(text);
+      if (keep && out.failure !== undefined && unsent.length < UNSENT_MAX) unsent += text;
+      return r;
+    },
+    get failure() {
+      return out.failure;
+    },
+  };
+  const code = await runCommand(argv, { ...ctx, stdout });
+  // Standard output failed (ENOSPC, EIO; a reader going away is not a failure): the output
+  // is lost, so the run failed even if the command did its work; what it said goes to stderr.
+  const lost = out.failure;
+  if (lost === undefined) return code;
+  const errno = errnoOf(lost);
+  ctx.stderr.write(`vfioctl: cannot write to standard output: ${errno ? errnoMeaning(errno) : lost.message}${unsent ? '; what it would have said follows' : ''}\n`);
+  if (unsent) ctx.stderr.write(unsent.slice(0, UNSENT_MAX) + (unsent.endsWith('\n') ? '' : '\n'));
+  return code === ExitCode.OK ? ExitCode.FAILURE : code;
+}
+
+const CHANGING_COMMANDS = new Set(['bind', 'unbind', 'apply', 'vfs', 'grant', 'persist', 'snapshot']);
+
+/** How much of the output that could not be written is repeated on stderr. */
+const UNSENT_MAX = 256 << 10;
+
+async function runCommand(argv: readonly string[], outer: CliContext): Promise<number> {
   const runState = { jsonPrinted: false };
   const ctx: CliContext = { ...outer, runState };
   const json = wantsJson(argv);
@@ -123,10 +156,7 @@ export async function main(): Promise<void> {
     isTTY,
     runner: execaRunner,
     catchSignals: true,
-    readStdin: async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
-    },
+    // Bounded: at most maxBytes + 1 bytes are read (`yes | vfioctl apply -` stops there).
+    readStdin: async (maxBytes = INPUT_MAX_BYTES) => readFdCapped(0, maxBytes).toString('utf8'),
   });
 }

@@ -38,7 +38,8 @@ function output(ctx: CliContext) {
     writeOut: (s: string) => void ctx.stdout.write(s),
     writeErr: (s: string) => void ctx.stderr.write(s),
     // `vfioctl: usage: unknown option '--x'`: the same what/why shape as every other error.
-    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: usage: ${s.replace(/^error: /, '')}`),
+    // A quoted argument is cut to a short prefix: never echo a 100,000-character argv back.
+    outputError: (s: string, write: (s: string) => void) => write(`vfioctl: usage: ${s.replace(/^error: /, '').replace(/'([^'\n]{40})[^'\n]+'/g, "'$1…'")}`),
   };
 }
 

@@ -1,4 +1,4 @@
-import { fstatSync, writeSync } from 'node:fs';
+import { fstatSync, readSync, writeSync } from 'node:fs';
 import type { Writer } from './context.js';
 
 // stdout and stderr for the real process, as plain write(2)s. process.stdout would load
@@ -10,11 +10,16 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 /**
  * A writer that puts all of each text on `fd`. A full non-blocking pipe is waited out;
  * a reader that went away (EPIPE: `vfioctl groups --json | head`) calls `onReaderGone`,
- * which ends vfioctl quietly as SIGPIPE ends a C tool.
+ * which ends vfioctl quietly as SIGPIPE ends a C tool. Any other failure (ENOSPC, EIO:
+ * `vfioctl groups > /dev/full`) is kept in `failure` and later texts are dropped: run()
+ * then exits 1 with the message on standard error, and a command that changed something
+ * can tell from `failure` that its report on standard output was lost.
  */
-export function fdWriter(fd: number, onReaderGone: () => void): Writer {
-  return {
+export function fdWriter(fd: number, onReaderGone: () => void): Writer & { failure: Error | undefined } {
+  const writer = {
+    failure: undefined as Error | undefined,
     write(text: string): boolean {
+      if (writer.failure) return false;
       const buf = Buffer.from(text, 'utf8');
       for (let off = 0; off < buf.length; ) {
         try {
@@ -27,13 +32,40 @@ export function fdWriter(fd: number, onReaderGone: () => void): Writer {
             onReaderGone();
             return false;
           } else {
-            throw err;
+            writer.failure = err instanceof Error ? err : new Error(String(err));
+            return false;
           }
         }
       }
       return true;
     },
   };
+  return writer;
+}
+
+/**
+ * Up to `maxBytes + 1` bytes from `fd` (standard input for `apply -`), so a caller can tell
+ * "more than the cap" without reading /dev/zero or `yes` to the end. Waits out EAGAIN on a
+ * non-blocking descriptor; stops at end of file.
+ */
+export function readFdCapped(fd: number, maxBytes: number): Buffer {
+  const buf = Buffer.allocUnsafe(maxBytes + 1);
+  let total = 0;
+  while (total < buf.length) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, total, buf.length - total, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(PAUSE, 0, 0, 1);
+        continue;
+      }
+      throw err;
+    }
+    if (n === 0) break;
+    total += n;
+  }
+  return buf.subarray(0, total);
 }
 
 /**

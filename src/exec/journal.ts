@@ -34,6 +34,7 @@ export function ensureStateDir(fs: FsRoot): void {
     try {
       fs.mkdirp(STATE_ROOT, 0o700);
     } catch (err) {
+      if (err instanceof VfioctlError) throw err; // the root's boundary said no
       throw new VfioctlError(ExitCode.PERMISSION, `cannot create ${STATE_ROOT}`, err instanceof Error ? err.message : String(err), 'run as root');
     }
     return;

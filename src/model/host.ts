@@ -1,3 +1,4 @@
+import { isDriverName } from './names.js';
 import type { Bdf } from './address.js';
 import { isVfioDriver, keepsGroupViable } from './drivers.js';
 import type { Host, IommuGroup, PciDevice } from './types.js';
@@ -27,7 +28,8 @@ export function overrideMismatch(d: PciDevice): boolean {
 /** What to do about an override that disagrees with the driver, in commands that work. */
 export function mismatchAdvice(d: PciDevice): string {
   const clear = `echo > /sys/bus/pci/devices/${d.bdf}/driver_override`;
-  return `an interrupted change? the next vfioctl change (not a dry run) puts an interrupted run back; or finish it with vfioctl bind ${d.bdf} --variant ${d.driverOverride}, or clear it with ${d.driver === null ? `vfioctl unbind ${d.bdf}` : clear}`;
+  const finish = d.driverOverride !== null && isDriverName(d.driverOverride) ? `finish it with vfioctl bind ${d.bdf} --variant ${d.driverOverride}, or ` : '';
+  return `an interrupted change? the next vfioctl change (not a dry run) puts an interrupted run back; or ${finish}clear it with ${d.driver === null ? `vfioctl unbind ${d.bdf}` : clear}`;
 }
 
 /** Members that stop the group being usable by VFIO (kernel.md §2.5). */

@@ -6,6 +6,8 @@
  * such a name); anything else cannot name a PCI driver or module.
  */
 
+import { usageError } from '../errors.js';
+
 /** Longest driver or module name accepted (the kernel's MODULE_NAME_LEN is 56; drivers are shorter). */
 export const NAME_MAX = 64;
 
@@ -31,4 +33,20 @@ export function driverNameProblem(name: unknown): string | null {
   if (name === '.' || name === '..') return 'is not a name';
   if (!NAME_SYNTAX.test(name)) return 'may hold only letters, digits, "_", "-", "." and "+"';
   return null;
+}
+
+/**
+ * Check a driver or module name given in an option (`--variant`, `--to`, `--bind`) and return
+ * it without surrounding blanks. Keywords such as `auto` pass the grammar. A value that is not
+ * a name is a usage error (exit 2) naming the option; whether a driver by that name exists is
+ * for the caller to decide (exit 3 when none does).
+ */
+export function checkDriverOption(value: string, option: string): string {
+  const name = typeof value === 'string' ? value.trim() : value;
+  const problem = driverNameProblem(name);
+  if (problem !== null) {
+    throw usageError(`${option} ${quoteShort(value)}`, `a driver or module name ${problem}`,
+      `give a driver or module name such as vfio-pci (at most ${NAME_MAX} letters, digits, "_", "-", "." and "+"); nothing was changed`);
+  }
+  return name as string;
 }

@@ -1,4 +1,5 @@
 import { notFound, usageError } from '../errors.js';
+import { quoteShort } from '../model/names.js';
 
 /** One account from /etc/passwd or /etc/group. */
 export interface Account {
@@ -26,10 +27,10 @@ export function resolveAccount(kind: 'user' | 'group', text: string, entries: re
   if (t === '') throw usageError(`empty ${kind}`, `give a ${kind} name or number`);
   if (/^\d+$/.test(t)) {
     const id = Number(t);
-    if (id > 0xfffffffe) throw usageError(`${kind} ${t}`, 'id out of range');
+    if (id > 0xfffffffe) throw usageError(`${kind} ${quoteShort(t)}`, 'id out of range');
     return entries.find((e) => e.id === id) ?? { name: t, id };
   }
   const hit = entries.find((e) => e.name === t);
-  if (!hit) throw notFound(`${kind} "${t}"`, `no such ${kind} in ${file}`, `give a ${kind} that exists under the root, or its number`, 'no-such-account');
+  if (!hit) throw notFound(`${kind} ${quoteShort(t)}`, `no such ${kind} in ${file}`, `give a ${kind} that exists under the root, or its number`, 'no-such-account');
   return hit;
 }

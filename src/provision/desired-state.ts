@@ -1,4 +1,5 @@
 import { usageError, type VfioctlError } from '../errors.js';
+import { driverNameProblem, quoteShort } from '../model/names.js';
 import { JsonSyntaxError, parseJsonWithPositions, type JsonNode } from './json-pos.js';
 
 /**
@@ -23,8 +24,21 @@ export interface DesiredState {
 export const DESIRED_SCHEMA_VERSION = 1;
 /** What a selector may contain: also keeps generated udev rules and units free of quoting. */
 export const MATCH_SYNTAX = /^[A-Za-z0-9_.:@-]{1,64}$/;
-/** Kernel driver names as they appear in sysfs and modules.alias. */
-export const DRIVER_SYNTAX = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * Kernel driver names as they appear in sysfs and modules.alias: the grammar of
+ * src/model/names.ts (isDriverName) as one regular expression, for the udev rule writer.
+ * The file's `driver` field is checked with isDriverName itself (`auto` and `host` pass it).
+ */
+export const DRIVER_SYNTAX = /^(?!\.\.?$)[A-Za-z0-9_+.-]{1,64}$/;
+
+/** A key as written when it is a plain word, else a short quoted prefix of it. */
+const fieldName = (key: string) => (/^[A-Za-z0-9_$-]{1,40}$/.test(key) ? key : quoteShort(key));
+
+function matchProblem(v: string): string | null {
+  if (v.length === 0) return 'is empty';
+  if (v.length > 64) return 'is longer than 64 characters';
+  return MATCH_SYNTAX.test(v) ? null : 'may hold only letters, digits, "_", ".", ":", "@" and "-"';
+}
 
 const kindName = (n: JsonNode) => (n.kind === 'null' ? 'null' : n.kind === 'array' ? 'an array' : n.kind === 'object' ? 'an object' : `a ${n.kind}`);
 
@@ -43,7 +57,7 @@ export function parseDesiredState(text: string, source = 'desired state'): Desir
   }
   if (root.kind !== 'object') throw fault(source, root.line, '(top level)', `expected an object, found ${kindName(root)}`);
   for (const [key, e] of root.entries) {
-    if (key !== 'schemaVersion' && key !== 'devices') throw fault(source, e.key.line, key, 'unknown field (allowed: schemaVersion, devices)');
+    if (key !== 'schemaVersion' && key !== 'devices') throw fault(source, e.key.line, fieldName(key), 'unknown field (allowed: schemaVersion, devices)');
   }
   const version = root.entries.get('schemaVersion');
   if (!version) throw fault(source, root.line, 'schemaVersion', 'missing (must be 1)');
@@ -60,17 +74,18 @@ export function parseDesiredState(text: string, source = 'desired state'): Desir
     const at = `devices[${idx}]`;
     if (item.kind !== 'object') throw fault(source, item.line, at, `expected an object, found ${kindName(item)}`);
     for (const [key, e] of item.entries) {
-      if (key !== 'match' && key !== 'driver') throw fault(source, e.key.line, `${at}.${key}`, 'unknown field (allowed: match, driver)');
+      if (key !== 'match' && key !== 'driver') throw fault(source, e.key.line, `${at}.${fieldName(key)}`, 'unknown field (allowed: match, driver)');
     }
-    const field = (name: 'match' | 'driver', syntax: RegExp, what: string): string => {
+    const field = (name: 'match' | 'driver', problem: (v: string) => string | null, what: string): string => {
       const e = item.entries.get(name);
       if (!e) throw fault(source, item.line, `${at}.${name}`, 'missing');
       if (e.value.kind !== 'string') throw fault(source, e.value.line, `${at}.${name}`, `expected a string, found ${kindName(e.value)}`);
-      if (!syntax.test(e.value.value)) throw fault(source, e.value.line, `${at}.${name}`, `${JSON.stringify(e.value.value)} is not ${what}`);
+      const why = problem(e.value.value);
+      if (why !== null) throw fault(source, e.value.line, `${at}.${name}`, `${quoteShort(e.value.value)} is not ${what}: it ${why}`);
       return e.value.value;
     };
-    const match = field('match', MATCH_SYNTAX, 'a device selector (PCI address, VENDOR:DEVICE, group:N, interface or block device)');
-    const driver = field('driver', DRIVER_SYNTAX, 'a driver name (auto, vfio-pci, a variant, or host)');
+    const match = field('match', matchProblem, 'a device selector (PCI address, VENDOR:DEVICE, group:N, interface or block device)');
+    const driver = field('driver', driverNameProblem, 'a driver name (auto, vfio-pci, a variant, or host)');
     const key = match.toLowerCase();
     const prev = seen.get(key);
     if (prev) throw fault(source, item.line, `${at}.match`, `"${match}" is already listed on line ${prev.line}`);

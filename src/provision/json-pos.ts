@@ -1,8 +1,14 @@
 /**
  * A strict JSON parser that remembers where each value starts, so a config error can name
  * its line and column. Rejects what JSON.parse silently accepts in a config file: duplicate
- * keys (JSON.parse keeps the last, hiding a typo).
+ * keys (JSON.parse keeps the last, hiding a typo). Bounded: nesting deeper than MAX_DEPTH is
+ * an error (not a stack overflow), and messages quote at most a short prefix of a value.
  */
+import { quoteShort } from '../model/names.js';
+
+/** Deepest nesting of arrays and objects accepted (a desired-state file needs 3). */
+export const MAX_DEPTH = 64;
+
 export type JsonNode =
   | { kind: 'object'; line: number; col: number; entries: Map<string, { key: { line: number; col: number }; value: JsonNode }> }
   | { kind: 'array'; line: number; col: number; items: JsonNode[] }
@@ -35,7 +41,11 @@ export function parseJsonWithPositions(text: string): JsonNode {
       i++;
     }
   };
-  const describeChar = () => (i >= text.length ? 'end of input' : `"${text[i]}"`);
+  const describeChar = () => (i >= text.length ? 'end of input' : JSON.stringify(text[i]));
+  let depth = 0;
+  const enter = () => {
+    if (++depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
+  };
 
   const str = (): string => {
     i++; // opening quote
@@ -70,11 +80,13 @@ export function parseJsonWithPositions(text: string): JsonNode {
     const at = { line, col: col() };
     const c = text[i];
     if (c === '{') {
+      enter();
       i++;
       const entries = new Map<string, { key: { line: number; col: number }; value: JsonNode }>();
       ws();
       if (text[i] === '}') {
         i++;
+        depth--;
         return { kind: 'object', ...at, entries };
       }
       for (;;) {
@@ -82,9 +94,9 @@ export function parseJsonWithPositions(text: string): JsonNode {
         if (text[i] !== '"') fail(`expected a "key" but found ${describeChar()}`);
         const keyAt = { line, col: col() };
         const key = str();
-        if (entries.has(key)) throw new JsonSyntaxError(keyAt.line, keyAt.col, `duplicate key "${key}"`);
+        if (entries.has(key)) throw new JsonSyntaxError(keyAt.line, keyAt.col, `duplicate key ${quoteShort(key)}`);
         ws();
-        if (text[i] !== ':') fail(`expected ":" after "${key}" but found ${describeChar()}`);
+        if (text[i] !== ':') fail(`expected ":" after ${quoteShort(key)} but found ${describeChar()}`);
         i++;
         entries.set(key, { key: keyAt, value: value() });
         ws();
@@ -94,17 +106,20 @@ export function parseJsonWithPositions(text: string): JsonNode {
         }
         if (text[i] === '}') {
           i++;
+          depth--;
           return { kind: 'object', ...at, entries };
         }
         fail(`expected "," or "}" but found ${describeChar()}`);
       }
     }
     if (c === '[') {
+      enter();
       i++;
       const items: JsonNode[] = [];
       ws();
       if (text[i] === ']') {
         i++;
+        depth--;
         return { kind: 'array', ...at, items };
       }
       for (;;) {
@@ -116,6 +131,7 @@ export function parseJsonWithPositions(text: string): JsonNode {
         }
         if (text[i] === ']') {
           i++;
+          depth--;
           return { kind: 'array', ...at, items };
         }
         fail(`expected "," or "]" but found ${describeChar()}`);

@@ -2,22 +2,28 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VfioctlError, errnoMeaning, errnoOf, exitCodeForErrno } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
+import { quoteShort } from '../model/names.js';
 
-/**
- * Every file vfioctl reads or writes goes through one FsRoot, so a test (or a snapshot
- * from another host) is just another directory. Paths given to it are absolute host paths
- * ("/sys/bus/pci/devices"); they resolve under `root`.
- *
- * Reads are synchronous on purpose: sysfs attributes are tiny and a scan of thousands of
- * functions is dominated by per-call overhead, which the async API multiplies.
- */
+// Every file vfioctl reads or writes goes through one FsRoot, so a test (or a snapshot
+// from another host) is just another directory. Paths given to it are absolute in-root
+// paths ("/sys/bus/pci/devices"); they resolve under `root`. Reads are synchronous on
+// purpose: sysfs attributes are tiny and a scan of thousands of functions is dominated by
+// per-call overhead, which the async API multiplies.
+
 /** One page: a sysfs attribute never returns more per read(2). */
 const READ_BUFFER = Buffer.allocUnsafe(4096);
 
+/** Most `read` returns (an attribute is at most a page; /proc files a little more). Larger reads as unreadable. */
+export const READ_MAX_BYTES = 1 << 20;
+/** Most `readText` returns by default (modules.alias, pci.ids are a few MiB). Larger reads as unreadable. */
+export const READ_TEXT_MAX_BYTES = 64 << 20;
+/** Symbolic links followed while resolving one path (the kernel's own limit is 40). */
+const MAX_LINK_HOPS = 40;
+
 // The calls of the scan's hot loop, taken once: in the CommonJS bundle `fs.x` is a getter
 // on esbuild's module wrapper, called on every use.
-const { openSync, readSync, closeSync, readlinkSync, lstatSync, readdirSync } = fs;
-const { O_RDONLY } = fs.constants;
+const { openSync, readSync, closeSync, readlinkSync, lstatSync, readdirSync, fstatSync } = fs;
+const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
 const basename = path.posix.basename;
 
 /** Where a link at in-root path `p` whose raw target is `target` points, resolved lexically. */
@@ -25,6 +31,28 @@ export function resolveLinkTarget(p: string, target: string): string {
   return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
 }
 
+/** Where the system's own files live on the real root: a symlink there owned by a user is not followed by a write. */
+const GUARDED_ON_SLASH = /^\/(?:etc|run|dev)(?:\/|$)/;
+
+/** The error a write gets when its path would leave the root (or take a user's symlink on the real root). */
+function boundaryError(what: string, p: string, why: string, hint?: string): VfioctlError {
+  return new VfioctlError(ExitCode.REFUSED, `cannot ${what} ${p}`, why, hint);
+}
+
+/**
+ * Every file vfioctl reads or writes goes through one FsRoot. `--root` is a boundary:
+ *
+ * - Reads under a root other than `/` resolve each path's directory once (component by
+ *   component, memoised per directory; symlinks followed only while they stay inside the
+ *   root) and open the last component with O_NOFOLLOW, so sysfs's relative links inside the
+ *   tree work and nothing outside it is read. A link leading out reads as missing.
+ * - Writes check every component afresh with lstat (writes are rare): one that would leave
+ *   the root is refused (exit 4). On the real root `/`, a write below /etc, /run or /dev
+ *   refuses to follow a symbolic link that a user other than root owns.
+ * - Reads never block and are bounded: O_NONBLOCK (a FIFO in place of an attribute reads as
+ *   empty/unreadable instead of hanging), only regular files, at most READ_MAX_BYTES
+ *   (READ_TEXT_MAX_BYTES for readText).
+ */
 export class FsRoot {
   readonly root: string;
   /** Ordered log of writes, for --verbose and for tests. */
@@ -32,11 +60,39 @@ export class FsRoot {
   /** Called before each sysfs write (--verbose echoes it). */
   onWrite?: (path: string, value: string) => void;
 
+  /** The root with its own symlinks resolved (what contained paths start with). */
+  private realRootCache: string | undefined;
+  /** In-root path → host path with every symlink resolved inside the root; null: leads outside. */
+  private readonly resolved = new Map<string, string | null>();
+  /** Real directory → kinds of its entries (see kindOf), and directories looked into once. */
+  private readonly kinds = new Map<string, Map<string, 'link' | 'dir' | 'other'>>();
+  private readonly looked = new Set<string>();
+  /** writes.length when `resolved` was last valid (every write may change the tree). */
+  private resolvedEpoch = 0;
+
   constructor(root = '/') {
     this.root = path.resolve(root);
   }
 
-  /** Host path of an absolute in-root path. */
+  /** The root's real path; `/` also when --root names a link to `/`. */
+  get realRoot(): string {
+    if (this.realRootCache === undefined) {
+      try {
+        this.realRootCache = fs.realpathSync.native(this.root);
+      } catch {
+        this.realRootCache = this.root;
+      }
+    }
+    return this.realRootCache;
+  }
+
+  /** Whether paths need the boundary checks (any root that is not the real `/`). */
+  private get confined(): boolean {
+    return (this.confinedCache ??= this.root !== '/' && this.realRoot !== '/');
+  }
+  private confinedCache: boolean | undefined;
+
+  /** Host path of an absolute in-root path (lexical: no boundary check). */
   abs(p: string): string {
     return this.root === '/' ? p : this.root + p;
   }
@@ -44,25 +100,225 @@ export class FsRoot {
   /** In-root path of a host path, or undefined when it lies outside the root. */
   rel(hostPath: string): string | undefined {
     if (this.root === '/') return hostPath;
-    if (hostPath === this.root) return '/';
-    return hostPath.startsWith(this.root + '/') ? hostPath.slice(this.root.length) : undefined;
+    for (const r of this.realRoot === this.root ? [this.root] : [this.root, this.realRoot]) {
+      if (r === '/') return hostPath;
+      if (hostPath === r) return '/';
+      if (hostPath.startsWith(r + '/')) return hostPath.slice(r.length);
+    }
+    return undefined;
   }
 
-  /** Attribute text without its trailing newline; undefined when missing or unreadable. */
+  // --- the boundary ---
+
+  /**
+   * Host path of in-root path `p` with every symlink on the way resolved inside the root
+   * (the last component too); null when a link leads outside the root, or loops. Missing
+   * components are kept as they are (opening them fails as it should). Memoised for
+   * directories and links; the memo is dropped on every write.
+   */
+  private real(p: string): string | null {
+    if (this.resolvedEpoch !== this.writes.length) this.forget();
+    return this.resolve(p, 0);
+  }
+
+  /** Drop what resolution learned: the tree may have changed. */
+  private forget(): void {
+    this.resolved.clear();
+    this.kinds.clear();
+    this.looked.clear();
+    this.resolvedEpoch = this.writes.length;
+  }
+
+  private resolve(p: string, hops: number): string | null {
+    const realRoot = this.realRoot;
+    if (p === '/' || p === '') return realRoot;
+    const hit = this.resolved.get(p);
+    if (hit !== undefined) return hit;
+    const i = p.lastIndexOf('/');
+    const parent = this.resolve(i <= 0 ? '/' : p.slice(0, i), hops);
+    if (parent === null) return null;
+    const name = p.slice(i + 1);
+    if (name === '' || name === '.') return parent;
+    if (name === '..') return parent === realRoot ? null : parent.slice(0, parent.lastIndexOf('/'));
+    const host = parent + '/' + name;
+    const kind = this.kindOf(parent, name, host);
+    if (kind === undefined) return host; // missing (or ENOTDIR, EACCES: opening it fails the same way): not memoised, it may appear
+    if (kind !== 'link') {
+      if (kind === 'dir') this.resolved.set(p, host);
+      return host;
+    }
+    let out: string | null = null;
+    if (hops < MAX_LINK_HOPS) {
+      let target: string | undefined;
+      try {
+        target = readlinkSync(host);
+      } catch {
+        target = undefined;
+      }
+      let via: string | null = null;
+      if (target === undefined || target === '') via = null;
+      else if (!target.startsWith('/')) via = parent.slice(realRoot.length) + '/' + target;
+      else {
+        for (const r of [realRoot, this.root]) {
+          if (target === r) via = '/';
+          else if (target.startsWith(r + '/')) via = target.slice(r.length);
+          if (via !== null) break;
+        }
+      }
+      out = via === null ? null : this.resolve(via, hops + 1);
+      if (out !== null && via !== null && !this.resolved.has(via)) return out; // target missing or a file: not memoised
+    }
+    this.resolved.set(p, out);
+    return out;
+  }
+
+  /**
+   * Whether `name` in real directory `dir` is a link, a directory or something else
+   * (undefined: missing). The first lookup in a directory is an lstat; from the second on,
+   * one listing with file types answers for all its entries (the PCI functions below one
+   * bridge: a 4,096-function host has ~90 such directories, not 4,096 lstats).
+   */
+  private kindOf(dir: string, name: string, host: string): 'link' | 'dir' | 'other' | undefined {
+    const known = this.kinds.get(dir);
+    if (known !== undefined) return known.get(name);
+    if (this.looked.has(dir)) {
+      const entries = new Map<string, 'link' | 'dir' | 'other'>();
+      try {
+        for (const e of readdirSync(dir, { withFileTypes: true })) entries.set(e.name, e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'other');
+      } catch {
+        return undefined;
+      }
+      this.kinds.set(dir, entries);
+      return entries.get(name);
+    }
+    this.looked.add(dir);
+    try {
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      return st === undefined ? undefined : st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Host path to open for in-root `p` under a confined root: its directory resolved, the last component as is. */
+  private hostOf(p: string): string | null {
+    if (this.resolvedEpoch !== this.writes.length) this.forget();
+    const i = p.lastIndexOf('/');
+    const dir = i <= 0 ? '/' : p.slice(0, i);
+    // One map lookup per read (the scan's hot path); a directory is resolved once (and
+    // memoised by resolve, unless it is missing).
+    let host = this.resolved.get(dir);
+    if (host === undefined) host = this.resolve(dir, 0);
+    return host === null ? null : host + p.slice(i);
+  }
+
+  /**
+   * Host path for a write to in-root `p`: every component checked afresh with lstat, links
+   * followed only inside the root (the last one only when `followLast`), missing components
+   * created as directories when `create` (mkdir -p). On the real root, only paths under
+   * /etc, /run and /dev are walked, refusing links owned by users other than root.
+   * Throws a VfioctlError (exit 4) when the path would leave the root.
+   */
+  private writable(p: string, what: string, opts: { followLast: boolean; create?: boolean }, subject = p): string {
+    const slash = !this.confined;
+    if (slash && !GUARDED_ON_SLASH.test(p)) {
+      if (opts.create) fs.mkdirSync(p, { recursive: true });
+      return p;
+    }
+    const realRoot = slash ? '/' : this.realRoot;
+    const join = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
+    const pending = p.split('/').filter((c) => c !== '' && c !== '.').reverse();
+    let cur = realRoot;
+    let hops = 0;
+    while (pending.length > 0) {
+      const name = pending.pop()!;
+      if (name === '..') {
+        if (cur === realRoot) throw boundaryError(what, subject, `".." (of the path or of a symbolic link's target) leads outside the root ${this.root}`, 'the root is a boundary: fix the link in the tree (this was not written)');
+        cur = cur.slice(0, cur.lastIndexOf('/')) || '/';
+        continue;
+      }
+      const host = join(cur, name);
+      const last = pending.length === 0;
+      let st: fs.Stats | undefined;
+      try {
+        st = lstatSync(host, { throwIfNoEntry: false });
+      } catch {
+        st = undefined;
+      }
+      if (st === undefined) {
+        if (!opts.create) return [host, ...pending.reverse()].join('/');
+        fs.mkdirSync(host);
+        cur = host;
+        continue;
+      }
+      if (!st.isSymbolicLink() || (last && !opts.followLast)) {
+        cur = host;
+        continue;
+      }
+      if (slash && st.uid !== 0) {
+        throw boundaryError(what, subject, `${host} is a symbolic link owned by uid ${st.uid}, not root; not following it`, 'remove the link or make it root\'s (this was not written)');
+      }
+      if (++hops > MAX_LINK_HOPS) throw boundaryError(what, subject, 'too many levels of symbolic links', 'fix the links in the tree (this was not written)');
+      const target = readlinkSync(host);
+      if (target.startsWith('/')) {
+        let inRoot: string | undefined;
+        for (const r of slash ? ['/'] : [realRoot, this.root]) {
+          if (r === '/') inRoot = target;
+          else if (target === r) inRoot = '/';
+          else if (target.startsWith(r + '/')) inRoot = target.slice(r.length);
+          if (inRoot !== undefined) break;
+        }
+        if (inRoot === undefined) {
+          throw boundaryError(what, subject, `${this.rel(host) ?? host} is a symbolic link to ${JSON.stringify(target)}, outside the root ${this.root}`, 'the root is a boundary: fix the link in the tree (this was not written)');
+        }
+        cur = realRoot;
+        pending.push(...inRoot.split('/').filter((c) => c !== '' && c !== '.').reverse());
+      } else {
+        pending.push(...target.split('/').filter((c) => c !== '' && c !== '.').reverse());
+      }
+    }
+    return cur;
+  }
+
+  // --- reads ---
+
+  /** Attribute text without its trailing newline; undefined when missing, unreadable, not a regular file or too large. */
   read(p: string): string | undefined {
+    let host: string | null = p;
+    let flags = O_RDONLY | O_NONBLOCK;
+    if (this.confined) {
+      host = this.hostOf(p);
+      if (host === null) return undefined;
+      flags |= O_NOFOLLOW;
+    }
     // open/read/close into one shared buffer: readFileSync adds an fstat and option
     // handling per call, which doubles the cost of a 4,096-function scan.
     let fd: number | undefined;
     try {
-      fd = openSync(this.abs(p), O_RDONLY);
+      try {
+        fd = openSync(host, flags);
+      } catch (err) {
+        // The last component is a link (not a sysfs attribute): follow it only inside the root.
+        if (!this.confined || errnoOf(err) !== 'ELOOP') return undefined;
+        host = this.real(p);
+        if (host === null) return undefined;
+        fd = openSync(host, flags);
+      }
       let n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
       let text = READ_BUFFER.toString('latin1', 0, n);
       // A sysfs attribute comes whole from its first read (one show() call, at most a
       // page), so a short read there is the end: saves one read(2) per attribute.
-      // Elsewhere (/proc seq files) read on until EOF.
-      if (n < READ_BUFFER.length && p.startsWith('/sys/')) return text.endsWith('\n') ? text.slice(0, -1) : text;
-      while (n > 0) {
+      // Elsewhere (/proc seq files) read on until EOF. Only a regular file is read: an
+      // empty or full first read, or a path outside /sys, is checked with fstat (a FIFO
+      // reads as empty, a character device as endless).
+      const sysfs = p.startsWith('/sys/');
+      if (n > 0 && n < READ_BUFFER.length && sysfs) return text.endsWith('\n') ? text.slice(0, -1) : text;
+      if (!fstatSync(fd).isFile()) return undefined;
+      let total = n;
+      while (n > 0 && !(sysfs && n < READ_BUFFER.length)) {
         n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
+        total += n;
+        if (total > READ_MAX_BYTES) return undefined;
         text += READ_BUFFER.toString('latin1', 0, n);
       }
       return text.endsWith('\n') ? text.slice(0, -1) : text;
@@ -73,19 +329,43 @@ export class FsRoot {
     }
   }
 
-  /** Whole file (for large files such as modules.alias or pci.ids); undefined when missing. */
-  readText(p: string): string | undefined {
+  /**
+   * Whole file (for large files such as modules.alias or pci.ids); undefined when missing,
+   * not a regular file, or larger than `maxBytes` (default READ_TEXT_MAX_BYTES).
+   */
+  readText(p: string, maxBytes = READ_TEXT_MAX_BYTES): string | undefined {
+    const host = this.confined ? this.real(p) : p;
+    if (host === null) return undefined;
+    let fd: number | undefined;
     try {
-      return fs.readFileSync(this.abs(p), 'utf8');
+      fd = openSync(host, O_RDONLY | O_NONBLOCK | (this.confined ? O_NOFOLLOW : 0));
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size > maxBytes) return undefined;
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        // /proc files say size 0: read until EOF, never past the cap.
+        const buf = Buffer.allocUnsafe(Math.min(Math.max(st.size + 1, 65536), maxBytes + 1 - total));
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        total += n;
+        if (total > maxBytes) return undefined;
+        chunks.push(n === buf.length ? buf : buf.subarray(0, n));
+      }
+      return Buffer.concat(chunks, total).toString('utf8');
     } catch {
       return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
-  /** Raw link target; undefined when not a link. Works for dangling links too. */
+  /** Raw link target; undefined when not a link (or its directory leads outside the root). Works for dangling links too. */
   readLink(p: string): string | undefined {
+    const host = this.confined ? this.hostOf(p) : p;
+    if (host === null) return undefined;
     try {
-      return readlinkSync(this.abs(p));
+      return readlinkSync(host);
     } catch {
       return undefined;
     }
@@ -106,74 +386,126 @@ export class FsRoot {
     return target === undefined ? undefined : resolveLinkTarget(p, target);
   }
 
-  /** Fully resolved in-root path (follows every link); undefined when missing. */
+  /** Fully resolved in-root path (follows every link); undefined when missing or leading outside the root. */
   realpath(p: string): string | undefined {
     try {
-      return this.rel(fs.realpathSync(this.abs(p)));
+      if (!this.confined) return this.rel(fs.realpathSync(this.abs(p)));
+      const host = this.real(p);
+      if (host === null || lstatSync(host, { throwIfNoEntry: false }) === undefined) return undefined;
+      return this.rel(host);
     } catch {
       return undefined;
     }
   }
 
-  /** Directory entries, sorted; [] when missing. */
+  /** Directory entries, sorted; [] when missing (or leading outside the root). */
   list(p: string): string[] {
+    const host = this.confined ? this.real(p) : p;
+    if (host === null) return [];
     try {
-      return readdirSync(this.abs(p)).sort();
+      return readdirSync(host).sort();
     } catch {
       return [];
     }
   }
 
   exists(p: string): boolean {
-    return fs.existsSync(this.abs(p));
+    const host = this.confined ? this.real(p) : p;
+    return host !== null && fs.existsSync(host);
   }
 
-  /** True when the path itself (not its target) exists, links included. */
+  /**
+   * True when the path itself (not its target) exists, links included, dangling ones too;
+   * a link leading outside the root counts as missing, as it reads.
+   */
   lexists(p: string): boolean {
+    const host = this.confined ? this.hostOf(p) : p;
+    if (host === null) return false;
     try {
       // No exception for the common miss: building one costs more than the syscall.
-      return lstatSync(this.abs(p), { throwIfNoEntry: false }) !== undefined;
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      if (st === undefined) return false;
+      return !this.confined || !st.isSymbolicLink() || this.real(p) !== null;
     } catch {
       return false;
     }
   }
 
   isDir(p: string): boolean {
+    const host = this.confined ? this.real(p) : p;
+    if (host === null) return false;
     try {
-      return fs.statSync(this.abs(p)).isDirectory();
+      return fs.statSync(host).isDirectory();
     } catch {
       return false;
     }
   }
 
+  // --- writes ---
+
   /**
    * One write(2) of `value` to an existing attribute, the way `echo value > file` does.
-   * Never creates files: a missing attribute is an error, as it is in sysfs.
+   * Never creates files: a missing attribute is an error, as it is in sysfs. Only a regular
+   * file is written (O_NONBLOCK: a FIFO without a reader fails instead of hanging).
    * Kernel errors become a VfioctlError naming the file and the errno.
    */
   write(p: string, value: string): void {
     this.writes.push({ path: p, value });
     this.onWrite?.(p, value);
+    const shown = quoteShort(value.trim());
+    const host = this.writable(p, `write ${shown} to`, { followLast: true });
     let fd: number | undefined;
     try {
-      fd = fs.openSync(this.abs(p), fs.constants.O_WRONLY | fs.constants.O_TRUNC);
+      fd = fs.openSync(host, fs.constants.O_WRONLY | fs.constants.O_TRUNC | O_NONBLOCK | O_NOFOLLOW);
+      if (!fstatSync(fd).isFile()) throw boundaryError(`write ${shown} to`, p, 'not a regular file', 'fix the tree (this was not written)');
       fs.writeSync(fd, value);
     } catch (err) {
+      if (err instanceof VfioctlError) throw err;
       const code = errnoOf(err);
-      throw new VfioctlError(exitCodeForErrno(code), `cannot write "${value.trim()}" to ${p}`, errnoMeaning(code),
+      throw new VfioctlError(exitCodeForErrno(code), `cannot write ${shown} to ${p}`, errnoMeaning(code),
         code === 'EACCES' || code === 'EPERM' ? 'run as root (sysfs writes need CAP_SYS_ADMIN)' : undefined, { cause: err });
     } finally {
       if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
-  /** Create or replace a regular file (state under /run, generated config under /etc) atomically. */
+  /**
+   * Create or replace a regular file (state under /run, generated config under /etc)
+   * atomically and durably: a temporary file beside it, fsync'd, renamed over it, and the
+   * directory fsync'd. The temporary file never outlives a failure.
+   */
   writeFileAtomic(p: string, content: string, mode = 0o644): void {
-    const target = this.abs(p);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    this.forget();
+    const dir = this.writable(path.posix.dirname(p), 'write', { followLast: true, create: true }, p);
+    const target = `${dir}/${path.posix.basename(p)}`;
     const tmp = `${target}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, content, { mode });
-    fs.renameSync(tmp, target);
+    let fd: number | undefined;
+    let renamed = false;
+    try {
+      fs.rmSync(tmp, { force: true });
+      fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, mode);
+      fs.writeFileSync(fd, content);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fd = undefined;
+      fs.renameSync(tmp, target);
+      renamed = true;
+      const dfd = fs.openSync(dir, O_RDONLY | fs.constants.O_DIRECTORY);
+      try {
+        fs.fsyncSync(dfd);
+      } finally {
+        fs.closeSync(dfd);
+      }
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+      if (!renamed) {
+        try {
+          fs.unlinkSync(tmp);
+        } catch {
+          // never created, or already gone
+        }
+      }
+    }
   }
 
   /**
@@ -181,11 +513,12 @@ export class FsRoot {
    * Returns false when it already exists; other errors throw.
    */
   createExclusive(p: string, content: string, mode = 0o644): boolean {
-    const target = this.abs(p);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
+    this.forget();
+    const dir = this.writable(path.posix.dirname(p), 'create', { followLast: true, create: true }, p);
+    const target = `${dir}/${path.posix.basename(p)}`;
     let fd: number;
     try {
-      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, mode);
     } catch (err) {
       if (errnoOf(err) === 'EEXIST') return false;
       throw err;
@@ -198,19 +531,26 @@ export class FsRoot {
     return true;
   }
 
-  /** Remove a regular file; missing is fine. */
+  /** Remove a regular file (or a link itself, never its target); missing is fine. */
   removeFile(p: string): void {
-    fs.rmSync(this.abs(p), { force: true });
+    this.forget();
+    fs.rmSync(this.writable(p, 'remove', { followLast: false }), { force: true });
   }
 
+  /** mkdir -p inside the root; `mode` is given to the last directory when it is created here. */
   mkdirp(p: string, mode?: number): void {
-    fs.mkdirSync(this.abs(p), { recursive: true, ...(mode === undefined ? {} : { mode }) });
+    this.forget();
+    const existed = this.lexists(p);
+    const host = this.writable(p, 'create directory', { followLast: true, create: true });
+    if (mode !== undefined && !existed) fs.chmodSync(host, mode);
   }
 
-  /** The path itself (links not followed): kind, owner, permission bits, size; undefined when missing. */
+  /** The path itself (links not followed): kind, owner, permission bits, size; undefined when missing or outside the root. */
   lstatInfo(p: string): { kind: 'file' | 'dir' | 'link' | 'other'; uid: number; mode: number; size: number } | undefined {
+    const host = this.confined ? this.hostOf(p) : p;
+    if (host === null) return undefined;
     try {
-      const st = fs.lstatSync(this.abs(p));
+      const st = fs.lstatSync(host);
       const kind = st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
       return { kind, uid: st.uid, mode: st.mode & 0o7777, size: st.size };
     } catch {
@@ -221,16 +561,19 @@ export class FsRoot {
   /** Create or replace a symbolic link at `p` pointing to `target` (systemd .wants links). */
   symlink(target: string, p: string): void {
     this.fileOp(p, `symlink -> ${target}`, () => {
-      fs.mkdirSync(path.dirname(this.abs(p)), { recursive: true });
-      fs.rmSync(this.abs(p), { force: true });
-      fs.symlinkSync(target, this.abs(p));
+      const dir = this.writable(path.posix.dirname(p), `symlink -> ${target}`, { followLast: true, create: true }, p);
+      const host = `${dir}/${path.posix.basename(p)}`;
+      fs.rmSync(host, { force: true });
+      fs.symlinkSync(target, host);
     });
   }
 
   /** Owner, permission bits and kind of a path (follows links); undefined when missing. */
   stat(p: string): FileStat | undefined {
+    const host = this.confined ? this.real(p) : p;
+    if (host === null) return undefined;
     try {
-      const st = fs.statSync(this.abs(p));
+      const st = fs.statSync(host);
       const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other';
       return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, kind };
     } catch {
@@ -240,20 +583,23 @@ export class FsRoot {
 
   /** chown(2) on an existing path (device nodes under /dev); logged like a write. */
   chown(p: string, uid: number, gid: number): void {
-    this.fileOp(p, `chown ${uid}:${gid}`, () => fs.chownSync(this.abs(p), uid, gid));
+    this.fileOp(p, `chown ${uid}:${gid}`, () => fs.chownSync(this.writable(p, `chown ${uid}:${gid}`, { followLast: true }), uid, gid));
   }
 
   /** chmod(2) on an existing path; logged like a write. */
   chmod(p: string, mode: number): void {
-    this.fileOp(p, `chmod ${mode.toString(8).padStart(4, '0')}`, () => fs.chmodSync(this.abs(p), mode));
+    const what = `chmod ${mode.toString(8).padStart(4, '0')}`;
+    this.fileOp(p, what, () => fs.chmodSync(this.writable(p, what, { followLast: true }), mode));
   }
 
   private fileOp(p: string, what: string, op: () => void): void {
+    this.forget();
     this.writes.push({ path: p, value: what });
     this.onWrite?.(p, what);
     try {
       op();
     } catch (err) {
+      if (err instanceof VfioctlError) throw err;
       const code = errnoOf(err);
       throw new VfioctlError(code === 'ENOENT' ? ExitCode.NOT_FOUND : exitCodeForErrno(code), `cannot ${what} ${p}`, errnoMeaning(code),
         code === 'EACCES' || code === 'EPERM' ? 'run as root' : undefined, { cause: err });

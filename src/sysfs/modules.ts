@@ -1,14 +1,19 @@
 import type { FsRoot } from './fsroot.js';
 import { usageError } from '../errors.js';
-import { driverNameProblem, quoteShort } from '../model/names.js';
-import { driverPath, moduleDriversPath, modulesAliasPath } from './paths.js';
+import { driverNameProblem, isDriverName, quoteShort } from '../model/names.js';
+import { driverPath, isReleaseName, moduleDriversPath, modulesAliasPath } from './paths.js';
 import { normalizeModuleName, parseVfioAliases, type VfioAlias } from '../plan/variant.js';
 
 /**
  * Module and driver names as the running kernel (or the tree under --root) shows them
  * (kernel.md §4.4): `/sys/module/MOD/drivers/pci:NAME` maps module → driver,
  * `/sys/bus/pci/drivers/NAME/module` maps back.
+ *
+ * Names are never paths (src/model/names.ts): a name read from sysfs or modules.alias that
+ * fails the grammar is ignored, never joined into a path; a name given by the user that fails
+ * it is a usage error (exit 2).
  */
+export { checkDriverOption } from '../model/names.js';
 
 /** Driver names whose module differs by more than dashes (used only until the module is loaded). */
 const KNOWN_DRIVER_OF_MODULE: Readonly<Record<string, string>> = {
@@ -22,34 +27,51 @@ export interface AliasFile {
   readonly aliases: readonly VfioAlias[] | null;
 }
 
-/** The vfio_pci aliases of the root's kernel release. */
+/**
+ * The vfio_pci aliases of the root's kernel release. A release that is not one path component
+ * (`/proc/sys/kernel/osrelease` reading `../..`) reads no file; aliases naming something that
+ * is not a module name are dropped.
+ */
 export function readVfioAliases(fs: FsRoot, release: string | null): AliasFile {
-  const path = modulesAliasPath(release ?? 'unknown');
-  const text = release === null ? undefined : fs.readText(path);
-  return { path, aliases: text === undefined ? null : parseVfioAliases(text) };
+  const valid = release !== null && isReleaseName(release);
+  const path = modulesAliasPath(valid ? release : 'unknown');
+  const text = valid ? fs.readText(path) : undefined;
+  return { path, aliases: text === undefined ? null : parseVfioAliases(text).filter((a) => isDriverName(a.module)) };
 }
 
 export function driverRegistered(fs: FsRoot, driver: string): boolean {
-  return fs.isDir(driverPath(driver));
+  return isDriverName(driver) && fs.isDir(driverPath(driver));
 }
 
 /** Driver the loaded module registered (`pci:NAME`); undefined when not loaded or no PCI driver. */
 export function loadedDriverOfModule(fs: FsRoot, module: string): string | undefined {
-  const entry = fs.list(moduleDriversPath(normalizeModuleName(module))).find((e) => e.startsWith('pci:'));
-  return entry?.slice('pci:'.length);
+  const m = normalizeModuleName(module);
+  if (!isDriverName(m)) return undefined;
+  for (const e of fs.list(moduleDriversPath(m))) {
+    if (e.startsWith('pci:') && isDriverName(e.slice('pci:'.length))) return e.slice('pci:'.length);
+  }
+  return undefined;
 }
 
-/** Best knowledge of a module's driver name: the loaded one, else the known table, else the module name. */
+/**
+ * Best knowledge of a module's driver name: the loaded one, else the known table, else the
+ * module name. A module that is not a name is a usage error (modules.alias entries are
+ * filtered by readVfioAliases, so only a caller's unchecked name gets here).
+ */
 export function driverOfModule(fs: FsRoot, module: string): { driver: string; loaded: boolean } {
+  const m = normalizeModuleName(module);
+  const problem = driverNameProblem(m);
+  if (problem !== null) throw usageError(`module ${quoteShort(module)}`, `a module name ${problem}`);
   const loaded = loadedDriverOfModule(fs, module);
   if (loaded !== undefined) return { driver: loaded, loaded: true };
-  const m = normalizeModuleName(module);
   return { driver: KNOWN_DRIVER_OF_MODULE[m] ?? m, loaded: false };
 }
 
-/** Module that registered a driver (from its `module` link); undefined for built-ins without one. */
+/** Module that registered a driver (from its `module` link); undefined for built-ins without one, or a name that is none. */
 export function moduleOfDriver(fs: FsRoot, driver: string): string | undefined {
-  return fs.linkName(`${driverPath(driver)}/module`);
+  if (!isDriverName(driver)) return undefined;
+  const module = fs.linkName(`${driverPath(driver)}/module`);
+  return module !== undefined && isDriverName(module) ? module : undefined;
 }
 
 export interface ResolvedDriver {
@@ -62,9 +84,13 @@ export interface ResolvedDriver {
 /**
  * Resolve a user-given name that may be a module or a driver name (`vfio_pci`, `vfio-pci`,
  * `xe_vfio_pci`, `xe-vfio-pci`). Undefined when nothing by that name is registered, loaded
- * or listed in modules.alias.
+ * or listed in modules.alias. A name that fails the grammar (empty, `..`, a path, blanks,
+ * control characters, too long) is a usage error (exit 2): callers that know the option or
+ * field check it first with checkDriverOption for a message naming it.
  */
 export function resolveDriverName(fs: FsRoot, name: string, aliases: readonly VfioAlias[] | null): ResolvedDriver | undefined {
+  const problem = driverNameProblem(name);
+  if (problem !== null) throw usageError(`driver ${quoteShort(name)}`, `a driver or module name ${problem}`, 'give a driver or module name such as vfio-pci; nothing was changed');
   if (driverRegistered(fs, name)) return { driver: name, module: moduleOfDriver(fs, name) ?? null, registered: true };
   const module = normalizeModuleName(name);
   const loaded = loadedDriverOfModule(fs, module);
@@ -80,12 +106,3 @@ export function resolveDriverName(fs: FsRoot, name: string, aliases: readonly Vf
   return undefined;
 }
 
-/**
- * A driver name given in an option (--variant, --to, --bind), checked before anything uses it:
- * a name that cannot be a driver is a usage error naming the option (exit 2).
- */
-export function checkDriverOption(value: string, option: string): string {
-  const problem = driverNameProblem(value);
-  if (problem !== null) throw usageError(`${option} ${quoteShort(value)}`, `${problem}: not a driver or module name`, 'name a driver as listed in /sys/bus/pci/drivers or a module such as vfio-pci');
-  return value;
-}

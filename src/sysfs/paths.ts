@@ -1,3 +1,6 @@
+import { isBdf } from '../model/address.js';
+import { driverNameProblem, isDriverName, quoteShort } from '../model/names.js';
+
 /** Every sysfs/procfs path literal vfioctl uses, in one place. All are in-root paths. */
 export const PCI_DEVICES = '/sys/bus/pci/devices';
 export const PCI_DRIVERS = '/sys/bus/pci/drivers';
@@ -14,8 +17,23 @@ export const PROC_CMDLINE = '/proc/cmdline';
 export const PROC_OSRELEASE = '/proc/sys/kernel/osrelease';
 export const PCI_IDS_CANDIDATES = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'];
 
-export const devicePath = (bdf: string) => `${PCI_DEVICES}/${bdf}`;
-export const driverPath = (driver: string) => `${PCI_DRIVERS}/${driver}`;
-export const moduleDriversPath = (module: string) => `/sys/module/${module}/drivers`;
-export const modulesAliasPath = (release: string) => `/lib/modules/${release}/modules.alias`;
+/**
+ * Names are never paths: the helpers that join a name into a path refuse anything that is not
+ * one (defence in depth; callers check names where they enter, with a message for the user).
+ * A refusal here is an Error, i.e. an internal error: it means a check upstream is missing.
+ */
+function notAName(kind: string, value: string, why: string | null): never {
+  throw new Error(`${kind} ${quoteShort(value)} ${why ?? 'is not a name'}: refusing to join it into a path`);
+}
+
+export const devicePath = (bdf: string) => (isBdf(bdf) ? `${PCI_DEVICES}/${bdf}` : notAName('PCI address', bdf, 'is not DDDD:BB:DD.F'));
+export const driverPath = (driver: string) => (isDriverName(driver) ? `${PCI_DRIVERS}/${driver}` : notAName('driver name', driver, driverNameProblem(driver)));
+export const moduleDriversPath = (module: string) => (isDriverName(module) ? `/sys/module/${module}/drivers` : notAName('module name', module, driverNameProblem(module)));
+/** `release` is one path component: the kernel release (`uname -r`), never `.`, `..` or with `/`. */
+export const modulesAliasPath = (release: string) => (isReleaseName(release) ? `/lib/modules/${release}/modules.alias` : notAName('kernel release', release, 'is not one path component'));
 export const groupDevicesPath = (group: number) => `${IOMMU_GROUPS}/${group}/devices`;
+
+/** A kernel release as `uname -r` prints it: one path component of printable characters. */
+export function isReleaseName(release: string): boolean {
+  return release.length > 0 && release.length <= 64 && release !== '.' && release !== '..' && /^[!-.0-~]+$/.test(release);
+}

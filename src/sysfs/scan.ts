@@ -2,11 +2,15 @@ import * as os from 'node:os';
 import { compareBdf, isBdf, busOf, type Bdf } from '../model/address.js';
 import type { Host, IommuGroup, PciDevice } from '../model/types.js';
 import { isVfioDriver, needsVfioDevCheck } from '../model/drivers.js';
+import { isDriverName } from '../model/names.js';
 import { resolveLinkTarget, type FsRoot } from './fsroot.js';
 import { IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS, PROC_OSRELEASE } from './paths.js';
 
 /** Fields of a modalias: `pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00`. */
 const MODALIAS = /^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$/;
+
+/** The SR-IOV capability's TotalVFs register is 16 bits wide. */
+const MAX_TOTAL_VFS = 0xffff;
 
 const ROOT_BUS = /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/;
 
@@ -81,15 +85,21 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice 
 
   // Header type 1 (PCI-to-PCI) and 2 (CardBus) bridges; class says so without reading config.
   const bridge = classCode.startsWith('0604') || classCode.startsWith('0609') || classCode.startsWith('0607');
-  const driver = known.driver !== undefined ? known.driver : fs.linkName(`${dir}/driver`) ?? null;
+  // A link whose name is not a driver name (`driver -> ../..`) is ignored: names are never paths.
+  const linked = known.driver !== undefined ? undefined : fs.linkName(`${dir}/driver`);
+  const driver = known.driver !== undefined ? known.driver : linked !== undefined && isDriverName(linked) ? linked : null;
   const groupName = fs.linkName(`${dir}/iommu_group`);
   const iommuGroup = groupName !== undefined && /^\d+$/.test(groupName) ? Number(groupName) : null;
   const resetRaw = at('reset_method');
   const physfn = known.physfn;
   // lstat before reading: a failing read costs an exception, more than the syscall
   // (this is the hot loop of a 4,096-function scan).
-  const totalVfs = physfn === null && fs.lexists(`${dir}/sriov_totalvfs`) ? intAttr(at('sriov_totalvfs')) : null;
-  const numVfs = totalVfs === null ? null : intAttr(at('sriov_numvfs'));
+  // Bounded by the hardware: TotalVFs is a 16-bit field, and no more VFs exist than it says
+  // (a garbage sriov_numvfs of 2,000,000,000 must not make the scan read that many links).
+  const totalRaw = physfn === null && fs.lexists(`${dir}/sriov_totalvfs`) ? intAttr(at('sriov_totalvfs')) : null;
+  const totalVfs = totalRaw === null || totalRaw < 0 || totalRaw > MAX_TOTAL_VFS ? null : totalRaw;
+  const numRaw = totalVfs === null ? null : intAttr(at('sriov_numvfs'));
+  const numVfs = numRaw === null || numRaw < 0 ? null : Math.min(numRaw, totalVfs!);
   const numa = intAttr(at('numa_node'));
   const bootVga = classCode.startsWith('03') ? at('boot_vga') : undefined;
   // vfio-dev/ tells an out-of-tree variant apart; known names need no lookup.
@@ -135,6 +145,7 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice 
 function boundFunctions(fs: FsRoot): Map<Bdf, string> {
   const bound = new Map<Bdf, string>();
   for (const driver of fs.list(PCI_DRIVERS)) {
+    if (!isDriverName(driver)) continue;
     for (const name of fs.list(`${PCI_DRIVERS}/${driver}`)) if (isBdf(name)) bound.set(name, driver);
   }
   return bound;

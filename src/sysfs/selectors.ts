@@ -1,6 +1,7 @@
 import { isBdf, parseBdf, type Bdf } from '../model/address.js';
 import type { Host } from '../model/types.js';
 import { notFound, usageError } from '../errors.js';
+import { quoteShort } from '../model/names.js';
 import type { FsRoot } from './fsroot.js';
 import { CLASS_BLOCK, CLASS_NET, SYS_BLOCK } from './paths.js';
 
@@ -10,6 +11,9 @@ export interface SelectorOptions {
   /** Accept `group:N` (every member of the group). */
   groups?: boolean;
 }
+
+/** Longest selector accepted (interface names are at most 15 characters, block devices 31). */
+export const SELECTOR_MAX = 64;
 
 const VENDOR_DEVICE = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$/;
 const GROUP = /^group:(\d+)$/;
@@ -39,6 +43,11 @@ function addressHint(text: string): string | undefined {
 export function resolveSelector(fs: FsRoot, host: Host, text: string, opts: SelectorOptions = {}): Bdf[] {
   const sel = text.trim();
   if (sel === '') throw usageError('empty device selector', 'name a PCI address, interface, block device' + (opts.ids ? ', VENDOR:DEVICE' : '') + (opts.groups ? ' or group:N' : ''));
+  // Bounded and printable: nothing a device name can be is longer, and an error never echoes more than a prefix.
+  if (sel.length > SELECTOR_MAX || /[\u0000-\u001f\u007f-\u009f\s]/.test(sel)) {
+    throw usageError(`device selector ${quoteShort(sel)}`, sel.length > SELECTOR_MAX ? `longer than ${SELECTOR_MAX} characters` : 'contains blanks or control characters',
+      'name a PCI address (0000:01:00.0 or 01:00.0), interface or block device');
+  }
 
   const bdf = parseBdf(sel);
   if (bdf) {
@@ -74,11 +83,11 @@ export function resolveSelector(fs: FsRoot, host: Host, text: string, opts: Sele
   }
 
   const hint = addressHint(sel);
-  if (hint) throw usageError(`malformed PCI address "${sel}"`, 'expected DDDD:BB:DD.F or BB:DD.F in hex', hint);
+  if (hint) throw usageError(`malformed PCI address ${quoteShort(sel)}`, 'expected DDDD:BB:DD.F or BB:DD.F in hex', hint);
   const accepted = ['PCI address (0000:01:00.0 or 01:00.0)', 'interface name', 'block device name'];
   if (opts.ids) accepted.push('VENDOR:DEVICE');
   if (opts.groups) accepted.push('group:N');
-  throw notFound(`device "${sel}"`, 'no PCI device, interface or block device by that name', `a selector is a ${accepted.join(', ')}`);
+  throw notFound(`device ${quoteShort(sel)}`, 'no PCI device, interface or block device by that name', `a selector is a ${accepted.join(', ')}`);
 }
 
 /** Resolve several selectors; result deduplicated and sorted by address. */

@@ -28,6 +28,8 @@ export interface CliOptions {
   packageDir?: string;
   /** Skip the --json schema check (only for tests of invalid output handling). */
   noSchemaCheck?: boolean;
+  /** Standard input for `apply -` (given the cap, as the real reader is). */
+  readStdin?: (maxBytes?: number) => Promise<string>;
 }
 
 /** A runner that records calls and fails them all unless told otherwise. */
@@ -58,6 +60,7 @@ export async function cli(argv: string[], root?: string, opts: CliOptions = {}):
     packageDir: opts.packageDir ?? REPO,
     pciIdsFallback: opts.pciIdsFallback ?? [],
     ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
+    ...(opts.readStdin ? { readStdin: opts.readStdin } : {}),
   });
   if (!opts.noSchemaCheck) validateJsonRun(full, code, stdout);
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };

@@ -75,9 +75,12 @@ function suggested(hint: string): string[][] {
   return lines.map((l) => l.split(/\s+[>|]/)[0]!.trim().split(/\s+/).slice(1));
 }
 
-/** Placeholders in suggested commands, filled for the context. */
+/**
+ * Placeholders in suggested commands, filled for the context. DIR is one folder: the snapshot a
+ * hint suggests (run once) is the tree its `--root DIR` suggestion then reads.
+ */
 function fill(words: string[], root: string, device: string): string[] {
-  return words.map((w) => ({ SELECTOR: device, DIR: path.join(work, `snap-${Math.random().toString(36).slice(2)}`), COMMAND: 'groups', N: '0', USER: '0', U: '0' } as Record<string, string>)[w] ?? w);
+  return words.map((w) => ({ SELECTOR: device, DIR: path.join(work, 'snap'), COMMAND: 'groups', N: '0', USER: '0', U: '0' } as Record<string, string>)[w] ?? w);
 }
 
 const MUTATING = new Set(['bind', 'unbind', 'apply', 'persist', 'vfs', 'grant']);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { usageError } from '../../errors.js';
 import { planBind } from '../../plan/bind-plan.js';
 import { checkDriverOption } from '../../sysfs/modules.js';
 import { chooseDrivers, groupPeers, hostUses, noiommuEnabled, selectDevices, vfioAliases, vfioFamilyDrivers } from '../../sysfs/bind-facts.js';
@@ -38,9 +37,7 @@ export function registerBind(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (selectors: string[], opts: BindOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
-      const variant = opts.variant.trim();
-      if (variant === '') throw usageError('empty --variant', 'name auto, vfio-pci or a variant module or driver');
-      if (variant !== 'auto') checkDriverOption(variant, '--variant');
+      const variant = opts.variant.trim() === 'auto' ? 'auto' : checkDriverOption(opts.variant, '--variant');
       const dryRun = opts.dryRun === true;
       await withChange(s, dryRun, async () => {
         const host = scanHost(s.fs);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isDriverName, quoteShort } from '../../model/names.js';
 import { notFound, usageError } from '../../errors.js';
 import { groupOf, isVfioBound, deviceOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
 import { scanHost } from '../../sysfs/scan.js';
@@ -39,7 +40,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       const host = scanHost(s.fs);
       let groups = host.groups;
       if (opts.group !== undefined) {
-        if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group "${opts.group}"`, 'a group is a non-negative number');
+        if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group ${quoteShort(opts.group)}`, 'a group is a non-negative number');
         const g = groupOf(host, Number(opts.group));
         if (!g) throw notFound(`group ${opts.group}`, 'no such IOMMU group', "run 'vfioctl groups' to list groups", 'no-such-group');
         groups = [g];
@@ -74,7 +75,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       // An override that disagrees with the driver is usually a change that did not finish.
       for (const b of views.flatMap((v) => v.group.devices)) {
         const d = deviceOf(host, b);
-        if (overrideMismatch(d)) s.warn(`${b}: driver_override is ${d.driverOverride} but the device is ${d.driver ? `on ${d.driver}` : 'unbound'}: ${mismatchAdvice(d)}`);
+        if (overrideMismatch(d)) s.warn(`${b}: driver_override is ${isDriverName(d.driverOverride) ? d.driverOverride : quoteShort(d.driverOverride)} but the device is ${d.driver ? `on ${d.driver}` : 'unbound'}: ${mismatchAdvice(d)}`);
       }
     });
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isDriverName, quoteShort } from '../../model/names.js';
 import { bridgeChain, deviceOf, groupOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
 import { readRevision, scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
@@ -58,7 +59,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
         ['driver', d.driver ?? '(none)'],
         ...(interfaces.length ? [['interfaces', interfaces.join(', ')] as [string, string]] : []),
         ...(blockDevices.length ? [['block devices', blockDevices.join(', ')] as [string, string]] : []),
-        ['override', d.driverOverride === null ? '(none)' : overrideMismatch(d) ? `${d.driverOverride} ${c.yellow(`(not its driver: ${mismatchAdvice(d)})`)}` : d.driverOverride],
+        ['override', d.driverOverride === null ? '(none)' : overrideMismatch(d) ? `${isDriverName(d.driverOverride) ? d.driverOverride : quoteShort(d.driverOverride, 64)} ${c.yellow(`(not its driver: ${mismatchAdvice(d)})`)}` : d.driverOverride],
         ['iommu group', view ? `${view.group.id} (${view.viable ? c.green('viable') : c.red('not viable: ' + view.blockers.join(', '))}); ${view.reason.text}` : '(none)'],
         ['group peers', peers.length ? peers.map((b) => `${b} ${deviceOf(host, b).driver ?? '(none)'}`).join(', ') : '(none)'],
         ['bridges', chain.length ? chain.join(' <- ') : '(root bus)'],

@@ -8,7 +8,7 @@ import { deviceOf } from '../../model/host.js';
 import type { Host } from '../../model/types.js';
 import { planBind } from '../../plan/bind-plan.js';
 import { planVfs, vfsSteps } from '../../provision/vfs-plan.js';
-import { chooseDrivers, hostUses, noiommuEnabled, vfioAliases, vfioFamilyDrivers } from '../../sysfs/bind-facts.js';
+import { chooseDrivers, hostUses, namedDriver, noiommuEnabled, vfioAliases, vfioFamilyDrivers } from '../../sysfs/bind-facts.js';
 import { checkDriverOption } from '../../sysfs/modules.js';
 import { devicePath } from '../../sysfs/paths.js';
 import { scanHost } from '../../sysfs/scan.js';
@@ -38,9 +38,9 @@ export function registerVfs(program: Command, ctx: CliContext): void {
       if (!/^\d{1,6}$/.test(opts.count.trim())) throw usageError(`invalid --count "${opts.count.slice(0, 20)}"`, 'a count is a non-negative number');
       const bindTo = opts.bind?.trim();
       if (bindTo === '' || bindTo === 'host') throw usageError('--bind', 'name auto, vfio-pci or a variant driver', 'leave out --bind to let host drivers take the VFs');
-      if (bindTo !== undefined && bindTo !== 'auto') checkDriverOption(bindTo, '--bind');
+      const bindName = bindTo === undefined || bindTo === 'auto' ? bindTo : checkDriverOption(bindTo, '--bind');
       const dryRun = opts.dryRun === true;
-      await withChange(s, dryRun, () => runVfs(s, selector, Number(opts.count.trim()), bindTo, dryRun));
+      await withChange(s, dryRun, () => runVfs(s, selector, Number(opts.count.trim()), bindName, dryRun));
     });
 }
 
@@ -71,6 +71,8 @@ async function runVfs(s: Session, selector: string, count: number, bindTo: strin
   const busy = [...hostUses(s.fs, host, plan.destroys)].flatMap(([vf, uses]) => uses.filter((u) => u.code !== 'net-up').map((u) => `${vf}: ${u.detail}`));
   if (busy.length) throw refused(`vfs ${pfBdf}`, `would destroy VFs in use: ${busy.join('; ')}`, 'stop their users (the VMs) first; nothing was changed');
 
+  // A driver that does not exist is found before any VF is created (exit 3), dry run or not.
+  if (bindTo !== undefined && bindTo !== 'auto') namedDriver(s.fs, vfioAliases(s.fs, host), bindTo);
   const before = pf.sriovNumVfs ?? 0;
   const steps = vfsSteps(pfBdf, plan);
   const writes = [...steps.create, ...steps.finish].map((st) => ({ path: `${devicePath(pfBdf)}/${st.op === 'numvfs' ? 'sriov_numvfs' : 'sriov_drivers_autoprobe'}`, value: String((st as { value: number }).value) }));
