@@ -185,13 +185,20 @@ export class FsRoot {
       const entries = new Map<string, 'link' | 'dir' | 'other'>();
       try {
         for (const e of readdirSync(dir, { withFileTypes: true })) entries.set(e.name, e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'other');
-      } catch {
-        return undefined;
+      } catch (err) {
+        const code = errnoOf(err);
+        // A missing directory has no entries (until a write, which forgets this); one that
+        // cannot be listed is asked entry by entry.
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') return this.lstatKind(host);
       }
       this.kinds.set(dir, entries);
       return entries.get(name);
     }
     this.looked.add(dir);
+    return this.lstatKind(host);
+  }
+
+  private lstatKind(host: string): 'link' | 'dir' | 'other' | undefined {
     try {
       const st = lstatSync(host, { throwIfNoEntry: false });
       return st === undefined ? undefined : st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
