@@ -57,6 +57,6 @@ export async function runPlan(s: Session, plan: Plan, dryRun: boolean, command: 
     const failed = actions.filter((a) => a.status === 'failed').map((a) => a.bdf);
     const complete = rollback === null || rollback.complete;
     throw new VfioctlError(code as 1, what, `${failure ?? 'failed'}${failed.length ? ` (${failed.join(', ')})` : ''}`,
-      complete ? 'every device changed in this run was put back as it was' : `rollback failed for ${rollback!.subjects.filter((x) => x.status === 'rollback-failed').map((x) => x.id).join(', ')}: each one's fix is in its action's reason`);
+      complete ? `every device changed in this run was put back as it was; 'vfioctl groups' shows them` : `rollback failed for ${rollback!.subjects.filter((x) => x.status === 'rollback-failed').map((x) => `${x.id} (fix: ${x.fix})`).join('; ')}`);
   }
 }

@@ -12,7 +12,7 @@ import { labSpec } from '../helpers/lab-tree.js';
  * groups' `hint`, doctor's `fix`); each hint is checked for words that cannot help in its
  * context, and every vfioctl command line it suggests is run, in the same context, and must
  * not fail as a usage error or a missing device/group. To cover a new hint, add a scenario.
- * (bind, unbind, apply, vfs, grant and persist hints: add their scenarios with their rework.)
+ * Suggested changes (bind, unbind, apply, vfs, grant, persist) run as --dry-run.
  */
 interface Scenario {
   args: string[];
@@ -28,6 +28,10 @@ const NO_IOMMU = path.join(work, 'no-iommu');
 buildTree(NO_IOMMU, { devices: [{ bdf: '0000:00:02.0', id: '8086:46a6', class: '030000', driver: 'i915' }] });
 const NO_IOMMU_OFF = path.join(work, 'no-iommu-off');
 buildTree(NO_IOMMU_OFF, { devices: [{ bdf: '0000:00:02.0', id: '8086:46a6', class: '030000', driver: 'i915' }], cmdline: 'intel_iommu=off' });
+/** A desired state that splits IOMMU group 4 (the pair behind the PCIe-to-PCI bridge). */
+const APPLY_GROUP = path.join(work, 'split-group.json');
+fs.writeFileSync(APPLY_GROUP, JSON.stringify({ schemaVersion: 1, devices: [{ match: '03:01.0', driver: 'vfio-pci' }] }));
+const LOCK_NOW: CliOptions = { env: { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0' } };
 const FULL = path.join(work, 'full');
 fs.mkdirSync(FULL);
 fs.writeFileSync(path.join(FULL, 'x'), '');
@@ -50,6 +54,17 @@ const SCENARIOS: Scenario[] = [
   { args: ['doctor'], root: NO_IOMMU },
   { args: ['doctor'], root: LAB },
   ...CAPTURES.map((root) => ({ args: ['doctor'], root })),
+  // The changing commands' refusals and failures (run on the lab tree; suggestions as --dry-run).
+  { args: ['bind', '03:01.0', '--variant', 'vfio-pci'], root: LAB, opts: LOCK_NOW },
+  { args: ['bind', '00:04.0'], root: LAB, opts: LOCK_NOW },
+  { args: ['bind', '00:02.0'], root: LAB, opts: LOCK_NOW },
+  { args: ['bind', '01:00.0', '--variant', 'nosuch'], root: LAB, opts: LOCK_NOW },
+  { args: ['bind', '01:00.0', '--variant', '../x'], root: LAB, opts: LOCK_NOW },
+  { args: ['unbind', '01:00.0', '--to', 'nosuch'], root: LAB, opts: LOCK_NOW },
+  { args: ['apply', APPLY_GROUP], root: LAB, opts: LOCK_NOW },
+  { args: ['vfs', '01:00.0', '--count', '2'], root: LAB, opts: LOCK_NOW },
+  { args: ['grant', '01:00.0', '--user', '0'], root: LAB, opts: LOCK_NOW },
+  { args: ['persist'], root: LAB, opts: LOCK_NOW },
 ];
 
 /** Hints of one run: stderr `hint:` lines, and the JSON document's hint or doctor fixes. */
@@ -80,7 +95,7 @@ function suggested(hint: string): string[][] {
  * hint suggests (run once) is the tree its `--root DIR` suggestion then reads.
  */
 function fill(words: string[], root: string, device: string): string[] {
-  return words.map((w) => ({ SELECTOR: device, DIR: path.join(work, 'snap'), COMMAND: 'groups', N: '0', USER: '0', U: '0' } as Record<string, string>)[w] ?? w);
+  return words.map((w) => ({ SELECTOR: device, DIR: path.join(work, 'snap'), FILE: APPLY_GROUP, COMMAND: 'groups', N: '0', USER: '0', U: '0' } as Record<string, string>)[w] ?? w);
 }
 
 const MUTATING = new Set(['bind', 'unbind', 'apply', 'persist', 'vfs', 'grant']);

@@ -73,7 +73,8 @@ export function registerApply(program: Command, ctx: CliContext): void {
           // apply has no --group or --force: the file is what changes.
           const groups = [...new Set(refused.filter((a) => a.code === 'group').map((a) => deviceOf(host, a.bdf).iommuGroup))];
           const tips = groups.map((g) => `add {"match":"group:${g}","driver":"vfio-pci"} to ${input.source} to hand over all of IOMMU group ${g}`);
-          if (refused.some((a) => a.code !== 'group')) tips.push(`remove or change the refused entries in ${input.source} (each action's reason says why)`);
+          const again = input.source === '<stdin>' ? `'vfioctl apply - --dry-run' with the same input` : `'vfioctl apply ${input.source} --dry-run'`;
+          if (refused.some((a) => a.code !== 'group')) tips.push(`remove or change the refused entries in ${input.source}; ${again} says why each is refused`);
           return tips.join('; ');
         });
       });

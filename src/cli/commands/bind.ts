@@ -14,16 +14,24 @@ interface BindOptions {
   force?: boolean;
 }
 
-/** bind's way out of a refusal: --group for group blockers, --force for what it may override; never for what the kernel refuses. */
-export const bindRefusalHint: RefusalHint = (refused) => {
-  const codes = new Set(refused.map((a) => a.code));
-  const tips: string[] = [];
-  if (codes.has('group')) tips.push('add --group to bind the whole IOMMU group');
-  if (codes.has('bridge')) tips.push('bind the endpoints behind a bridge, not the bridge (the kernel refuses bridges)');
-  if (codes.has('sriov-vfs')) tips.push('remove the VFs first: vfioctl vfs PF --count 0');
-  if ([...codes].some((c) => c === 'in-use' || c === 'variant-mismatch' || c === 'no-iommu-group' || c === 'group')) tips.push('--force overrides the safety checks (in use, group not viable, variant not matching)');
-  return tips.join('; ') || 'see each action\'s reason';
-};
+/**
+ * bind's way out of a refusal, as command lines that work here: --group for a group that would
+ * not be viable, --force for what it may override; never --force for what the kernel refuses.
+ */
+export function bindRefusalHint(selectors: readonly string[], variant: string): RefusalHint {
+  const again = (extra: string) => `'vfioctl bind ${selectors.join(' ')}${variant === 'auto' ? '' : ` --variant ${variant}`}${extra}'`;
+  return (refused) => {
+    const codes = new Set(refused.map((a) => a.code));
+    const tips: string[] = [];
+    if (codes.has('group')) tips.push(`bind the whole IOMMU group: ${again(' --group')}`);
+    for (const a of refused.filter((x) => x.code === 'bridge')) tips.push(`bind the endpoints behind ${a.bdf}, not the bridge (the kernel refuses bridges): 'vfioctl show ${a.bdf}' lists its group`);
+    for (const a of refused.filter((x) => x.code === 'sriov-vfs')) tips.push(`remove the VFs first: 'vfioctl vfs ${a.bdf} --count 0'`);
+    if ([...codes].some((c) => c === 'in-use' || c === 'variant-mismatch' || c === 'no-iommu-group') && !codes.has('bridge')) {
+      tips.push(`if you are sure the host can lose it: ${again(' --force')}`);
+    }
+    return tips.join('; ') || `each action's reason says why: 'vfioctl bind ${selectors.join(' ')} --dry-run'`;
+  };
+}
 
 export function registerBind(program: Command, ctx: CliContext): void {
   program
@@ -54,7 +62,7 @@ export function registerBind(program: Command, ctx: CliContext): void {
           vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases),
           keepVfio: variant === 'auto',
         });
-        await runPlan(s, plan, dryRun, `bind ${selectors.join(' ')}`.slice(0, 200), bindRefusalHint);
+        await runPlan(s, plan, dryRun, `bind ${selectors.join(' ')}`.slice(0, 200), bindRefusalHint(selectors, variant));
       });
     });
 }

@@ -42,7 +42,7 @@ export function registerUnbind(program: Command, ctx: CliContext): void {
         }
         const plan = planUnbind({ host, selected, force: opts.force === true, to, records, uses: hostUses(s.fs, host, selected), vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases) });
         await runPlan(s, plan, dryRun, `unbind ${selectors.join(' ')}`.slice(0, 200),
-          () => 'a VFIO user (a VM) has the device open: stop it first, or --force to unbind anyway (the write then waits until it closes)');
+          () => `a VFIO user (a VM) has the device open: stop it first, or unbind anyway (the write then waits until it closes): 'vfioctl unbind ${selectors.join(' ')} --force'`);
       });
     });
 }
