@@ -78,6 +78,21 @@ function bindTo(fs: FsRoot, bdf: Bdf, driver: string): void {
   if (now !== driver) throw new StepFailure(`${bdf} is ${now ? `bound to ${now}` : 'without a driver'} after writing to ${driverPath(driver)}/bind`);
 }
 
+/** A restore tries every part even when one fails, and collects what went wrong. */
+function attempts(): { problems: string[]; attempt: (f: () => void) => void } {
+  const problems: string[] = [];
+  return {
+    problems,
+    attempt: (f) => {
+      try {
+        f();
+      } catch (err) {
+        problems.push(failureOf(err).message);
+      }
+    },
+  };
+}
+
 /**
  * Put a device back: override as it was, off whatever it is on now, then probe (or bind
  * explicitly when probing picks another driver). Each part is tried even when one fails.
@@ -88,14 +103,7 @@ function restoreDevice(fs: FsRoot, s: { bdf: Bdf; driver: string | null; overrid
     // A VF created in this run and removed again by its PF's restore: nothing is left of it.
     return s.driver === null && s.override === null ? null : `${s.bdf} no longer exists`;
   }
-  const problems: string[] = [];
-  const attempt = (f: () => void) => {
-    try {
-      f();
-    } catch (err) {
-      problems.push(failureOf(err).message);
-    }
-  };
+  const { problems, attempt } = attempts();
   if (overrideOf(fs, s.bdf) !== s.override) attempt(() => setOverride(fs, s.bdf, s.override));
   const cur = driverOf(fs, s.bdf);
   if (cur !== null && cur !== s.driver) attempt(() => unbindCurrent(fs, s.bdf));
@@ -161,14 +169,7 @@ function writeAutoprobe(fs: FsRoot, pf: Bdf, value: 0 | 1): void {
  * before the VFs are recreated (so they probe as they did), then each VF's driver and override.
  */
 function restoreSriov(fs: FsRoot, s: Extract<SubjectState, { kind: 'sriov' }>): string | null {
-  const problems: string[] = [];
-  const attempt = (f: () => void) => {
-    try {
-      f();
-    } catch (err) {
-      problems.push(failureOf(err).message);
-    }
-  };
+  const { problems, attempt } = attempts();
   const cur = readNumVfs(fs, s.pf);
   if (cur !== s.numvfs && cur !== 0) attempt(() => writeNumVfs(fs, s.pf, 0));
   if (s.autoprobe !== null && readAutoprobe(fs, s.pf) !== s.autoprobe) attempt(() => writeAutoprobe(fs, s.pf, s.autoprobe!));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { runPaused } from '../helpers/paused.js';
 import { fileURLToPath } from 'node:url';
 import { buildTree, tempRoot } from '../helpers/tree.js';
 import { labSpec } from '../helpers/lab-tree.js';
@@ -31,33 +31,15 @@ function setup(t: { after: (f: () => void) => void }) {
   return { root, spec, specFile, before: snapshotTree(root) };
 }
 
-/** Spawn vfioctl paused before step `at`; `act` is called with the child once it is there. */
-function runPaused(root: string, specFile: string, at: number, argv: string[], act: (child: ReturnType<typeof spawn>) => void) {
-  const child = spawn(process.execPath, [FAKE_CLI, root, specFile, '--', ...argv, '--json'], {
-    env: { ...process.env, ...FAKE_LAB_ENV, VFIOCTL_TEST_PAUSE_BEFORE_STEP: String(at), VFIOCTL_TEST_PAUSE_MS: '15000' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  let acted = false;
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-    if (!acted && /test hook: paused before step/.test(stderr)) {
-      acted = true;
-      act(child);
-    }
-  });
-  return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; paused: boolean }>((resolve) => {
-    child.on('exit', (code, signal) => setTimeout(() => resolve({ code, signal, stdout, stderr, paused: acted }), 20));
-  });
-}
+/** vfioctl on the fake kernel over `root`, paused before step `at`, then `act` on it. */
+const runPausedFake = (root: string, specFile: string, at: number, argv: string[], act: (pid: number) => void) =>
+  runPaused([FAKE_CLI, root, specFile, '--', ...argv, '--json'], at, FAKE_LAB_ENV, act);
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} at every step of bind --group: rolled back, exit non-zero, JSON says so`, async (t) => {
     const { root, specFile, before } = setup(t);
     for (let at = 0; at < STEPS; at++) {
-      const r = await runPaused(root, specFile, at, ['bind', '03:01.0', '--group', '--variant', 'vfio-pci'], (c) => c.kill(signal));
+      const r = await runPausedFake(root, specFile, at, ['bind', '03:01.0', '--group', '--variant', 'vfio-pci'], (pid) => process.kill(pid, signal));
       assert.ok(r.paused, `step ${at}: never paused: ${r.stderr}`);
       assert.equal(r.signal, null, `step ${at}: killed by the signal instead of handling it`);
       assert.equal(r.code, 1, `step ${at}: ${r.stderr}`);
@@ -75,7 +57,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 test('SIGKILL at every step of bind --group: the next vfioctl (another command, another device) puts the pair back', async (t) => {
   const { root, spec, specFile, before } = setup(t);
   for (let at = 0; at < STEPS; at++) {
-    const r = await runPaused(root, specFile, at, ['bind', '03:01.0', '--group', '--variant', 'vfio-pci'], (c) => c.kill('SIGKILL'));
+    const r = await runPausedFake(root, specFile, at, ['bind', '03:01.0', '--group', '--variant', 'vfio-pci'], (pid) => process.kill(pid, 'SIGKILL'));
     assert.equal(r.signal, 'SIGKILL');
     // Before step 0 nothing is recorded because nothing has changed yet.
     assert.equal(fs.existsSync(path.join(root, 'run/vfioctl/journal.json')), at > 0, `step ${at}: journal after SIGKILL`);

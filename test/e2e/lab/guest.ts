@@ -115,6 +115,14 @@ export function allBdfs(): string[] {
   return fs.readdirSync(DEVICES).sort();
 }
 
+/** Driver and override of every function: what "changes nothing" is checked against. */
+export function bindingState(): Record<string, string> {
+  return Object.fromEntries(allBdfs().map((b) => {
+    const d = truthDevice(b);
+    return [b, `${d.driver ?? '-'} override=${d.override ?? '-'}`];
+  }));
+}
+
 /** Drivers that keep a group VFIO-viable (driver_managed_dma), per the issue's rule. */
 export function keepsViable(d: TruthDevice): boolean {
   return d.driver === null || d.vfioDev || ['vfio-pci', 'pci-stub', 'pcieport'].includes(d.driver);

@@ -8,20 +8,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import {
-  IN_LAB, NOT_IN_LAB, ORACLE, allBdfs, hasCommand, labTopology, missing, oracle, roleBdf, run, sysfsBind, sysfsRestore,
+  IN_LAB, NOT_IN_LAB, ORACLE, allBdfs, bindingState as state, hasCommand, labTopology, missing, oracle, roleBdf, run, sysfsBind, sysfsRestore,
   truthDevice, vfioctl, vfioctlJson,
 } from '../lab/guest.js';
 
 const topo = IN_LAB ? labTopology().name : '';
 const only = (name: string) => (!IN_LAB ? NOT_IN_LAB : topo !== name ? `runs in the ${name} topology` : false);
-
-/** Driver and override of every function: what "changes nothing" is checked against. */
-function state(): Record<string, string> {
-  return Object.fromEntries(allBdfs().map((b) => {
-    const d = truthDevice(b);
-    return [b, `${d.driver ?? '-'} override=${d.override ?? '-'}`];
-  }));
-}
 
 async function needBind(t: any): Promise<boolean> {
   if (await hasCommand('bind') && await hasCommand('unbind')) return true;

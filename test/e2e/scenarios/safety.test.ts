@@ -8,38 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { IN_LAB, NOT_IN_LAB, REPO, allBdfs, labTopology, roleBdf, run, sysfsRestore, truthDevice, vfioctl, vfioctlJson } from '../lab/guest.js';
+import { runPaused } from '../../helpers/paused.js';
+import { IN_LAB, NOT_IN_LAB, REPO, bindingState as state, labTopology, roleBdf, run, sysfsRestore, truthDevice, vfioctl, vfioctlJson } from '../lab/guest.js';
 
 const topo = IN_LAB ? labTopology().name : '';
 const only = (name: string) => (!IN_LAB ? NOT_IN_LAB : topo !== name ? `runs in the ${name} topology` : false);
 
-function state(): Record<string, string> {
-  return Object.fromEntries(allBdfs().map((b) => {
-    const d = truthDevice(b);
-    return [b, `${d.driver ?? '-'} override=${d.override ?? '-'}`];
-  }));
-}
-
 /** vfioctl paused before step `at` (the test hook), then `act` on it; resolves when it exits. */
-function paused(at: number, args: string[], act: (pid: number) => void): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/vfioctl'), ...args], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1', VFIOCTL_TEST_PAUSE_BEFORE_STEP: String(at), VFIOCTL_TEST_PAUSE_MS: '30000' },
-  });
-  let stdout = '';
-  let stderr = '';
-  let acted = false;
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-    if (!acted && /test hook: paused before step/.test(stderr)) {
-      acted = true;
-      act(child.pid!);
-    }
-  });
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
-}
+const paused = (at: number, args: string[], act: (pid: number) => void) =>
+  runPaused([path.join(REPO, 'bin/vfioctl'), ...args], at, { NO_COLOR: '1' }, act, REPO);
 
 function pair(): [string, string] {
   return [roleBdf(labTopology(), 'e1000'), roleBdf(labTopology(), 'rtl8139')];
