@@ -60,7 +60,7 @@ chmod +x "$IR/init"
 log "staging the built checkout"
 STAGE="$WORK/stage"
 rm -rf "$STAGE" && mkdir -p "$STAGE/test/e2e/work"
-for p in package.json bin dist node_modules; do cp -a "$HERE/../../$p" "$STAGE/"; done
+for p in package.json bin dist node_modules schema; do cp -a "$HERE/../../$p" "$STAGE/"; done
 cp -a "$HERE/guest" "$STAGE/test/e2e/"
 cp "$WORK/hotreset" "$STAGE/test/e2e/work/"
 log "artifacts ready in $WORK"

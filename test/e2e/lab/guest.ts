@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { topology, type Role, type Topology } from './topologies.js';
+import { validateJsonRun } from '../../helpers/schema.js';
 
 export const IN_LAB = process.env.LAB_TOPOLOGY !== undefined && fs.existsSync('/lab-out');
 export const REPO = process.env.LAB_REPO ?? process.cwd();
@@ -38,8 +39,10 @@ export function vfioctl(...args: string[]): Promise<Run> {
   return run(process.execPath, [path.join(REPO, 'bin', 'vfioctl'), ...args]);
 }
 
+/** vfioctl with --json among its arguments: the document, checked against schema/ like every unit test's. */
 export async function vfioctlJson(...args: string[]): Promise<{ run: Run; json: any }> {
   const r = await vfioctl(...args);
+  validateJsonRun(args, r.code, r.stdout);
   let json: any;
   try {
     json = JSON.parse(r.stdout);

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runPaused } from '../../helpers/paused.js';
+import { validateJsonRun } from '../../helpers/schema.js';
 import { IN_LAB, NOT_IN_LAB, REPO, bindingState as state, labTopology, roleBdf, run, sysfsRestore, truthDevice, vfioctl, vfioctlJson } from '../lab/guest.js';
 
 const topo = IN_LAB ? labTopology().name : '';
@@ -36,6 +37,7 @@ for (const [signal, at] of [['SIGTERM', 2], ['SIGINT', 2], ['SIGTERM', 5], ['SIG
       assert.equal(r.signal, null, `killed instead of rolling back: ${r.stderr}`);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`interrupted by ${signal}`));
+      validateJsonRun(['bind', e1000, '--group', '--variant', 'vfio-pci', '--json'], r.code ?? -1, r.stdout);
       const doc = JSON.parse(r.stdout);
       assert.equal(doc.changed, false);
       assert.equal(doc.rollback.complete, true);
