@@ -40,6 +40,8 @@ export const ERROR_CODES = [
   'permission-denied',
   'failed',
   'checks-failed',
+  'locked',
+  'unsafe-state-dir',
   'internal-error',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

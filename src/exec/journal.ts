@@ -40,10 +40,10 @@ export function ensureStateDir(fs: FsRoot): void {
     return;
   }
   const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
-  if (info.kind === 'link') throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, 'is a symbolic link; vfioctl keeps its lock and records only in a real directory', `remove it (rm ${STATE_ROOT}) and run again`);
-  if (info.kind !== 'dir') throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, 'is not a directory', `remove it (rm ${STATE_ROOT}) and run again`);
-  if (info.uid !== uid) throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, `belongs to uid ${info.uid}, not to uid ${uid} running vfioctl`, `remove it (rm -r ${STATE_ROOT}) and run again`);
-  if ((info.mode & 0o022) !== 0) throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, `is writable by others (mode ${info.mode.toString(8).padStart(4, '0')})`, `chmod 0700 ${STATE_ROOT}`);
+  if (info.kind === 'link') throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, 'is a symbolic link; vfioctl keeps its lock and records only in a real directory', `remove it (rm ${STATE_ROOT}) and run again`, { errorCode: 'unsafe-state-dir' });
+  if (info.kind !== 'dir') throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, 'is not a directory', `remove it (rm ${STATE_ROOT}) and run again`, { errorCode: 'unsafe-state-dir' });
+  if (info.uid !== uid) throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, `belongs to uid ${info.uid}, not to uid ${uid} running vfioctl`, `remove it (rm -r ${STATE_ROOT}) and run again`, { errorCode: 'unsafe-state-dir' });
+  if ((info.mode & 0o022) !== 0) throw new VfioctlError(ExitCode.FAILURE, STATE_ROOT, `is writable by others (mode ${info.mode.toString(8).padStart(4, '0')})`, `chmod 0700 ${STATE_ROOT}`, { errorCode: 'unsafe-state-dir' });
 }
 
 export function writeJournal(fs: FsRoot, j: Journal): void {

@@ -68,7 +68,7 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
   ensureStateDir(fs);
   const info = fs.lstatInfo(LOCK_PATH);
   if (info !== undefined && info.kind !== 'file') {
-    throw new VfioctlError(ExitCode.FAILURE, LOCK_PATH, `is a ${info.kind === 'dir' ? 'directory' : info.kind === 'link' ? 'symbolic link' : 'special file'}, not a lock file`, `remove it (rm -r ${LOCK_PATH}) and run again`);
+    throw new VfioctlError(ExitCode.FAILURE, LOCK_PATH, `is a ${info.kind === 'dir' ? 'directory' : info.kind === 'link' ? 'symbolic link' : 'special file'}, not a lock file`, `remove it (rm -r ${LOCK_PATH}) and run again`, { errorCode: 'unsafe-state-dir' });
   }
   const abs = fs.abs(LOCK_PATH);
   const deadline = Date.now() + opts.waitMs;
@@ -108,7 +108,7 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
     const pid = holderPid(fs);
     if (Date.now() >= deadline) {
       throw new VfioctlError(ExitCode.FAILURE, `cannot lock ${LOCK_PATH}`, `another vfioctl${pid ? ` (pid ${pid})` : ''} is changing device bindings`,
-        'wait for it to finish, or set VFIOCTL_LOCK_TIMEOUT to the seconds to wait');
+        'wait for it to finish, or set VFIOCTL_LOCK_TIMEOUT to the seconds to wait', { errorCode: 'locked' });
     }
     if (!told) {
       told = true;

@@ -266,9 +266,10 @@ test('lock: a held flock makes a change fail (exit 1) without writing; a dead ho
   t.after(() => holder.kill('SIGKILL'));
   for (let i = 0; i < 100 && !fs.existsSync(path.join(root, 'run/vfioctl/lock')); i++) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 100));
-  const r = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  const r = await run('bind', '01:00.0', '--variant', 'vfio-pci', '--json');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /another vfioctl \(pid 4242\) is changing device bindings/);
+  assert.equal(r.json().error.code, 'locked');
   assert.equal(kernel.writes.length, 0);
   // Dry runs change nothing and need no lock.
   assert.equal((await run('bind', '01:00.0', '--dry-run')).code, 0);
@@ -296,9 +297,10 @@ test('lock: a directory at the lock path, a symlinked or foreign state directory
   fs.rmSync(path.join(root, 'run/vfioctl'));
   fs.mkdirSync(path.join(root, 'run/vfioctl'), { mode: 0o777 });
   fs.chmodSync(path.join(root, 'run/vfioctl'), 0o777);
-  const open = await run('bind', '01:00.0', '--variant', 'vfio-pci');
+  const open = await run('bind', '01:00.0', '--variant', 'vfio-pci', '--json');
   assert.equal(open.code, 1);
   assert.match(open.stderr, /\/run\/vfioctl: is writable by others/);
+  assert.equal(open.json().error.code, 'unsafe-state-dir');
   assert.equal(kernel.writes.length, 0);
 });
 
