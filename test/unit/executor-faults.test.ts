@@ -85,7 +85,7 @@ async function prepared(sc: Scenario) {
 }
 
 for (const sc of SCENARIOS) {
-  test(`faults: ${sc.name} — every call failed in turn ends as it began, with the truth in JSON`, async () => {
+  test(`faults: ${sc.name} — every call failed in turn ends as it began, with the truth in JSON`, async (t) => {
     // A clean run: how many calls it makes and how it leaves the tree.
     const clean = await prepared(sc);
     const ok = await clean.run(sc.argv);
@@ -124,6 +124,7 @@ for (const sc of SCENARIOS) {
       }
     }
     assert.ok(failures >= calls, `${sc.name}: ${failures} failing runs of ${2 * calls}`);
+    t.diagnostic(`${calls} calls, ${2 * calls} runs, ${failures} failed and were rolled back`);
   });
 }
 
