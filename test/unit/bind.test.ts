@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { buildTree, tempRoot } from '../helpers/tree.js';
-import { recordingRunner } from '../helpers/cli.js';
+import { cli, recordingRunner } from '../helpers/cli.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { labSpec } from '../helpers/lab-tree.js';
 import { fakeLab } from '../helpers/fake-lab.js';
@@ -270,6 +270,10 @@ test('lock: a held flock makes a change fail (exit 1) without writing; a dead ho
   assert.equal(r.code, 1);
   assert.match(r.stderr, /another vfioctl \(pid 4242\) is changing device bindings/);
   assert.equal(r.json().error.code, 'locked');
+  // On a terminal a run that waits says for whom.
+  const waiting = await cli(['bind', '01:00.0', '--variant', 'vfio-pci'], root, { makeFs: () => kernel, env: { NO_COLOR: '1', VFIOCTL_LOCK_TIMEOUT: '0.3' }, isTTY: true });
+  assert.equal(waiting.code, 1);
+  assert.match(waiting.stderr, /^waiting for vfioctl \(pid 4242\) to finish…$/m);
   assert.equal(kernel.writes.length, 0);
   // Dry runs change nothing and need no lock.
   assert.equal((await run('bind', '01:00.0', '--dry-run')).code, 0);
