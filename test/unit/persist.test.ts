@@ -51,7 +51,10 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
     ['/etc/udev/rules.d/60-vfioctl.rules', 'create'],
     ['/etc/systemd/system/vfioctl.service', 'create'],
     ['/etc/systemd/system/sysinit.target.wants/vfioctl.service', 'create'],
+    ['/etc/initramfs-tools/hooks/vfioctl', 'create'],
   ]);
+  assert.equal(doc.rebuildInitramfs, true);
+  assert.match(r.stderr, /rebuild the initramfs \(update-initramfs -u/);
   const installed = JSON.parse(read(root, 'etc/vfioctl/desired.json'));
   assert.deepEqual(installed.devices, [
     { match: '0000:00:02.0', driver: 'host' },
@@ -67,12 +70,14 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
   const unit = read(root, 'etc/systemd/system/vfioctl.service');
   assert.match(unit, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "\/etc\/vfioctl\/desired.json"$/m);
   assert.match(unit, /^DefaultDependencies=no$/m);
+  assert.match(unit, /^SyslogIdentifier=vfioctl$/m, 'journal lines tagged vfioctl, not env');
   assert.match(unit, /^Before=systemd-udev-trigger.service systemd-modules-load.service network-pre.target/m);
   assert.equal(fs.readlinkSync(path.join(root, 'etc/systemd/system/sysinit.target.wants/vfioctl.service')), '../vfioctl.service');
 
   const again = await cli(['persist', file, '--json'], root);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.json().changed, false);
+  assert.equal(again.json().rebuildInitramfs, false);
   assert.ok(again.json().files.every((f: any) => f.action === 'unchanged'));
 
   const dry = await cli(['persist', '--remove', '--dry-run'], root);
@@ -83,7 +88,10 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
   const rm = await cli(['persist', '--remove', '--json'], root);
   assert.equal(rm.code, 0, rm.stderr);
   assert.equal(rm.json().changed, true);
-  for (const p of ['etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
+  assert.equal(rm.json().rebuildInitramfs, true);
+  assert.match(rm.stderr, /initramfs still holds the rule until it is rebuilt: run update-initramfs -u/);
+  assert.equal(rm.json().files.find((f: any) => f.path === '/usr/lib/dracut/modules.d/90vfioctl/module-setup.sh').action, 'absent');
+  for (const p of ['etc/initramfs-tools/hooks/vfioctl', 'etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
     assert.equal(fs.existsSync(path.join(root, p)), false, p);
   }
   assert.equal((await cli(['persist', '--remove', '--json'], root)).json().changed, false);
