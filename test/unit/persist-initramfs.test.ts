@@ -64,7 +64,7 @@ test('initramfs hook: prereqs, the VFIO modules, the rule as generated; run with
   assert.equal(spawnSync(script, ['prereqs'], { encoding: 'utf8' }).stdout, 'udev\n');
   const r = spawnSync(script, [], { env: { PATH: process.env.PATH, DESTDIR: destdir }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(fs.readFileSync(path.join(destdir, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8'), udevRule(ENTRIES), 'the rule, byte for byte');
+  assert.equal(fs.readFileSync(path.join(destdir, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8'), udevRule(ENTRIES, { hotplug: false }), 'the rule (without the hotplug unit), byte for byte');
   assert.equal(fs.readFileSync(`${destdir}.modules`, 'utf8'), 'vfio_pci\nmlx5_vfio_pci\n');
 });
 
@@ -82,7 +82,7 @@ test('dracut module: included by default, depends on udev-rules, installs the mo
   const r = spawnSync('bash', ['-c', 'instmods() { echo "$hostonly|$*" > "$initdir.mods"; }; . "$1"; check && depends && installkernel && install', 'x', file], { env: { PATH: process.env.PATH, initdir }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'udev-rules\n');
-  assert.equal(fs.readFileSync(path.join(initdir, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8'), udevRule(ENTRIES));
+  assert.equal(fs.readFileSync(path.join(initdir, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8'), udevRule(ENTRIES, { hotplug: false }));
   assert.equal(fs.readFileSync(`${initdir}.mods`, 'utf8'), '|vfio_pci mlx5_vfio_pci\n');
 });
 
@@ -108,14 +108,18 @@ test('persist installs the hook (0755) and, where dracut is installed, the dracu
   assert.equal(r.code, 0, r.stderr);
   const doc = r.json();
   assert.equal(doc.rebuildInitramfs, true);
-  assert.deepEqual(doc.files.slice(4).map((f: any) => [f.path, f.action]), [
+  assert.deepEqual(doc.files.slice(5).map((f: any) => [f.path, f.action]), [
     ['/etc/initramfs-tools/hooks/vfioctl', 'create'],
     ['/usr/lib/dracut/modules.d/90vfioctl/module-setup.sh', 'create'],
   ]);
-  const rule = fs.readFileSync(path.join(root, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8');
+  // The initramfs gets the installed rule's device lines without the hotplug unit (not in the initramfs).
+  const installed = fs.readFileSync(path.join(root, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8');
+  const rule = installed.split('\n').filter((l) => l.startsWith('ACTION')).map((l) => l.replace(', TAG+="systemd", ENV{SYSTEMD_WANTS}+="vfioctl-hotplug@%k.service"', '')).join('\n');
+  assert.equal(rule.split('\n').length, 2);
   for (const p of [HOOK, DRACUT]) {
     const text = fs.readFileSync(path.join(root, p), 'utf8');
     assert.ok(text.includes(rule), `${p} carries the installed rule`);
+    assert.doesNotMatch(text, /SYSTEMD_WANTS/, `${p}: no hotplug unit in the initramfs`);
     assert.match(text, /vfio_pci mlx5_vfio_pci/, `${p} adds the modules`);
     assert.equal(mode(root, p), 0o755, p);
   }
@@ -164,7 +168,7 @@ test('persist is all-or-nothing across the initramfs files: a hook that cannot b
   assert.equal(doc.rebuildInitramfs, false);
   assert.ok(doc.rollback, 'reports the rollback');
   assert.equal(fs.readFileSync(path.join(root, 'etc/udev/rules.d/60-vfioctl.rules'), 'utf8'), '# old\n', 'the old rule is back');
-  for (const p of ['etc/vfioctl/desired.json', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service', DRACUT]) {
+  for (const p of ['etc/vfioctl/desired.json', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service', 'etc/systemd/system/vfioctl-hotplug@.service', DRACUT]) {
     assert.equal(fs.existsSync(path.join(root, p)), false, `${p} removed again`);
   }
   assert.equal(fs.existsSync(path.join(root, 'run/vfioctl/journal.json')), false, 'no journal left');

@@ -51,6 +51,7 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
     ['/etc/udev/rules.d/60-vfioctl.rules', 'create'],
     ['/etc/systemd/system/vfioctl.service', 'create'],
     ['/etc/systemd/system/sysinit.target.wants/vfioctl.service', 'create'],
+    ['/etc/systemd/system/vfioctl-hotplug@.service', 'create'],
     ['/etc/initramfs-tools/hooks/vfioctl', 'create'],
   ]);
   assert.equal(doc.rebuildInitramfs, true);
@@ -63,12 +64,19 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
     { match: '10de:2330', driver: 'auto' },
   ]);
   const rule = read(root, 'etc/udev/rules.d/60-vfioctl.rules');
-  assert.match(rule, /^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:01:00.0", ATTR\{driver_override\}="vfio-pci", RUN\{builtin\}\+="kmod load vfio_pci"$/m);
+  assert.match(rule, /^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:01:00.0", ATTR\{driver_override\}="vfio-pci", RUN\{builtin\}\+="kmod load vfio_pci", TAG\+="systemd", ENV\{SYSTEMD_WANTS\}\+="vfioctl-hotplug@%k.service"$/m);
   assert.match(rule, /KERNEL=="0000:02:00.0", ATTR\{driver_override\}="mlx5_vfio_pci", RUN\{builtin\}\+="kmod load mlx5_vfio_pci"/, 'auto picks the matching variant');
   assert.match(rule, /ATTR\{vendor\}=="0x10de", ATTR\{device\}=="0x2330", ATTR\{driver_override\}="vfio-pci"/);
   assert.doesNotMatch(rule, /0000:00:02.0/, 'host entries get no rule');
   const unit = read(root, 'etc/systemd/system/vfioctl.service');
-  assert.match(unit, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "\/etc\/vfioctl\/desired.json"$/m);
+  assert.match(unit, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "--skip-missing" "\/etc\/vfioctl\/desired.json"$/m, 'a device that is gone does not keep the others from binding');
+  assert.equal(rule.split('\n').filter((l) => l.startsWith('ACTION')).length, 3);
+  assert.ok(rule.split('\n').filter((l) => l.startsWith('ACTION')).every((l) => l.endsWith(', TAG+="systemd", ENV{SYSTEMD_WANTS}+="vfioctl-hotplug@%k.service"')), 'every device line starts the hotplug unit');
+  const hot = read(root, 'etc/systemd/system/vfioctl-hotplug@.service');
+  assert.match(hot, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "--skip-missing" "--only" "%I" "\/etc\/vfioctl\/desired.json"$/m);
+  assert.match(hot, /^SyslogIdentifier=vfioctl$/m);
+  assert.match(hot, /^After=systemd-udevd.service vfioctl.service$/m);
+  assert.doesNotMatch(hot, /RemainAfterExit/, 'a device added again starts it again');
   assert.match(unit, /^DefaultDependencies=no$/m);
   assert.match(unit, /^SyslogIdentifier=vfioctl$/m, 'journal lines tagged vfioctl, not env');
   assert.match(unit, /^Before=systemd-udev-trigger.service systemd-modules-load.service network-pre.target/m);
@@ -91,7 +99,7 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
   assert.equal(rm.json().rebuildInitramfs, true);
   assert.match(rm.stderr, /initramfs still holds the rule until it is rebuilt: run update-initramfs -u/);
   assert.equal(rm.json().files.find((f: any) => f.path === '/usr/lib/dracut/modules.d/90vfioctl/module-setup.sh').action, 'absent');
-  for (const p of ['etc/initramfs-tools/hooks/vfioctl', 'etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
+  for (const p of ['etc/systemd/system/vfioctl-hotplug@.service', 'etc/initramfs-tools/hooks/vfioctl', 'etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
     assert.equal(fs.existsSync(path.join(root, p)), false, p);
   }
   assert.equal((await cli(['persist', '--remove', '--json'], root)).json().changed, false);
