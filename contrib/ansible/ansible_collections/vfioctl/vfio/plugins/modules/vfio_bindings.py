@@ -154,7 +154,8 @@ def desired_document(devices, state):
     if state not in STATES:
         raise EntryError('state: must be one of %s' % ', '.join(STATES))
     entries = [{'match': d['match'], 'driver': 'host' if state == 'absent' else d['driver']} for d in devices]
-    return json.dumps({'schemaVersion': 1, 'devices': entries}) + '\n'
+    # One entry a line, so vfioctl's messages (<stdin>:LINE) tell entries apart: devices[i] is line i + 2.
+    return '{"schemaVersion": 1, "devices": [\n' + ',\n'.join(json.dumps(e, sort_keys=True) for e in entries) + '\n]}\n'
 
 
 def commands(executable, root, state, persist, check_mode):

@@ -54,6 +54,8 @@ class Documents(unittest.TestCase):
     def test_present_and_absent(self):
         devices = [{'match': '0000:01:00.0', 'driver': 'vfio-pci'}]
         self.assertEqual(json.loads(vb.desired_document(devices, 'present')), {'schemaVersion': 1, 'devices': devices})
+        two = vb.desired_document(devices + [{'match': 'eth2', 'driver': 'auto'}], 'present').split('\n')
+        self.assertEqual((json.loads(two[1].rstrip(','))['match'], json.loads(two[2])['match']), ('0000:01:00.0', 'eth2'), 'devices[i] on line i + 2')
         self.assertEqual(json.loads(vb.desired_document(devices, 'absent'))['devices'], [{'match': '0000:01:00.0', 'driver': 'host'}])
         with self.assertRaises(vb.EntryError):
             vb.desired_document(devices, 'latest')
@@ -128,6 +130,16 @@ class ThroughAnsible(unittest.TestCase):
         self.assertEqual(res['error']['code'], 'no-such-device')
         self.assertEqual(res['error']['exit'], 3)
         self.assertEqual(res['rc'], 3)
+
+    def test_entries_vfioctl_rejects_fail_with_its_message(self):
+        res = self.run_module({'devices': [{'match': 'eth0', 'driver': 'vfio-pci'}, {'match': '0000:03:00.0', 'driver': 'host'}], 'root': ROOT, 'executable': BIN}, '--check')
+        self.assertEqual(res['_status'], 'FAILED!', res)
+        self.assertEqual(res['msg'], '<stdin>:3: devices[].match "0000:03:00.0" gives 0000:03:00.0 driver "host", but line 2 ("eth0") gives it "vfio-pci"')
+        self.assertEqual((res['error']['code'], res['error']['exit']), ('usage', 2))
+        res = self.run_module({'devices': [{'match': 'eth0', 'driver': 'no_such_variant'}], 'root': ROOT, 'executable': BIN}, '--check')
+        self.assertEqual(res['_status'], 'FAILED!', res)
+        self.assertRegex(res['msg'], r'^driver "no_such_variant": no such driver or module')
+        self.assertEqual(res['error']['code'], 'no-such-driver')
 
     def test_bad_entry_fails_before_vfioctl(self):
         res = self.run_module({'devices': [{'match': 'eth0', 'driver': 'vfio-pci; reboot'}], 'root': ROOT, 'executable': '/nonexistent/vfioctl'}, '--check')
