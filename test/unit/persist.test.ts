@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildTree, tempRoot } from '../helpers/tree.js';
 import { cli } from '../helpers/cli.js';
-import { systemdQuote, systemdUnit, udevRule, UnsafeValueError } from '../../src/provision/persist-files.js';
+import { hotplugUnit, systemdQuote, systemdUnit, udevRule, UnsafeValueError } from '../../src/provision/persist-files.js';
 
 const ALIASES = 'alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\nalias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n';
 
@@ -161,6 +161,19 @@ test('systemd-analyze verify accepts the generated unit', { skip: !has('systemd-
   fs.writeFileSync(unit, systemdUnit(['/usr/bin/env', 'vfioctl']).replace('ConditionPathExists=/etc/vfioctl/desired.json', `ConditionPathExists=${root}/desired.json`));
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
   // Lines about other units on this machine are not ours; anything naming our file is.
+  const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('vfioctl'));
+  assert.deepEqual(ours, [], r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('systemd-analyze verify accepts the hotplug unit (as an instance: systemd 252 does not verify a bare template)', { skip: !has('systemd-analyze') && 'systemd-analyze not installed (apt-get install systemd)' }, (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const text = hotplugUnit(['/usr/bin/env', 'vfioctl'], `${root}/desired.json`);
+  assert.match(text, /"apply" "--skip-missing" "--only" "%I"/);
+  const unit = path.join(root, 'vfioctl-hotplug-0000-01-00.0.service');
+  fs.writeFileSync(unit, text.replace(/%I/g, '0000:01:00.0'));
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
   const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('vfioctl'));
   assert.deepEqual(ours, [], r.stderr);
   assert.equal(r.status, 0, r.stderr);
