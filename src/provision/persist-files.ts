@@ -173,6 +173,9 @@ export function hotplugUnit(exec: readonly string[], desiredPath = DESIRED_PATH)
     '[Service]',
     'Type=oneshot',
     'SyslogIdentifier=vfioctl',
+    // At boot the coldplug starts one instance per matched device at once; they take turns on
+    // vfioctl's lock, so wait for it longer than the default 10 s (under the 90 s start timeout).
+    'Environment=VFIOCTL_LOCK_TIMEOUT=60',
     `ExecStart=${command}`,
     '',
   ].join('\n');

@@ -75,6 +75,7 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
   const hot = read(root, 'etc/systemd/system/vfioctl-hotplug@.service');
   assert.match(hot, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "--skip-missing" "--only" "%I" "\/etc\/vfioctl\/desired.json"$/m);
   assert.match(hot, /^SyslogIdentifier=vfioctl$/m);
+  assert.match(hot, /^Environment=VFIOCTL_LOCK_TIMEOUT=60$/m, 'instances started together wait for the lock');
   assert.match(hot, /^After=systemd-udevd.service vfioctl.service$/m);
   assert.doesNotMatch(hot, /RemainAfterExit/, 'a device added again starts it again');
   assert.match(unit, /^DefaultDependencies=no$/m);

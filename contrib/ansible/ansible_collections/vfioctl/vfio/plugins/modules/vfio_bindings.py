@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: vfioctl developers
-# Apache License 2.0 (see the repository's LICENSE)
+# Apache-2.0, as vfioctl (package.json)
 
 from __future__ import absolute_import, division, print_function
 
