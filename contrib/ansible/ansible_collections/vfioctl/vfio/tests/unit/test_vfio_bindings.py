@@ -123,6 +123,14 @@ class ThroughAnsible(unittest.TestCase):
         self.assertTrue(res['rebuild_initramfs'], 'persist would install the initramfs hook')
         self.assertFalse(os.path.exists(os.path.join(ROOT, 'etc', 'vfioctl')), 'check mode writes nothing')
 
+    def test_absent_on_a_device_the_host_has_changes_nothing(self):
+        res = self.run_module({'devices': [{'match': 'eth0', 'driver': 'vfio-pci'}], 'state': 'absent', 'root': ROOT, 'executable': BIN, 'persist': True}, '--check', '--diff')
+        self.assertEqual(res['_status'], 'SUCCESS', res)
+        self.assertFalse(res['changed'], res)
+        self.assertEqual([(a['bdf'], a['status']) for a in res['actions']], [('0000:03:00.0', 'unchanged')])
+        self.assertTrue(res['persist']['remove'], 'absent with persist removes the boot files')
+        self.assertFalse(res['rebuild_initramfs'], 'none installed, nothing to rebuild')
+
     def test_vfioctl_error_is_the_message(self):
         res = self.run_module({'devices': [{'match': '0000:09:00.0', 'driver': 'vfio-pci'}], 'root': ROOT, 'executable': BIN}, '--check')
         self.assertEqual(res['_status'], 'FAILED!', res)
