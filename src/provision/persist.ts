@@ -4,14 +4,22 @@ import type { FsRoot } from '../sysfs/fsroot.js';
 import { usageError } from '../errors.js';
 import { formatDesiredState, type DesiredDevice } from './desired-state.js';
 import { concreteDriver, isIdMatch, resolveTargets } from './resolve.js';
-import { DESIRED_PATH, RULE_PATH, UNIT_PATH, UNIT_WANTS_LINK, UnsafeValueError, systemdUnit, udevRule, type RuleEntry } from './persist-files.js';
+import { DESIRED_PATH, DRACUT_MODULES_DIR, HOTPLUG_UNIT_PATH, hotplugUnit, DRACUT_MODULE_PATH, INITRAMFS_HOOK_PATH, RULE_PATH, UNIT_PATH, UNIT_WANTS_LINK, UnsafeValueError, dracutModule, initramfsHook, systemdUnit, udevRule, type RuleEntry } from './persist-files.js';
 
 export interface PersistFile {
   readonly path: string;
   /** null: a symlink to `link`. */
   readonly content: string | null;
   readonly link?: string;
+  /** File mode (0644 unless given): the initramfs hook must be executable. */
+  readonly mode?: number;
 }
+
+/** Files that only matter inside the initramfs: a change to them needs it rebuilt. */
+export const INITRAMFS_FILES: readonly string[] = [INITRAMFS_HOOK_PATH, DRACUT_MODULE_PATH];
+
+/** Every file persist may have installed, in the order --remove deletes them. */
+export const ALL_PERSIST_PATHS: readonly string[] = [UNIT_WANTS_LINK, UNIT_PATH, HOTPLUG_UNIT_PATH, INITRAMFS_HOOK_PATH, DRACUT_MODULE_PATH, RULE_PATH, DESIRED_PATH];
 
 export interface PersistSet {
   readonly files: PersistFile[];
@@ -59,6 +67,11 @@ export function buildPersistSet(fs: FsRoot, host: Host, aliases: readonly VfioAl
         { path: RULE_PATH, content: udevRule(rules) },
         { path: UNIT_PATH, content: systemdUnit(exec) },
         { path: UNIT_WANTS_LINK, content: null, link: `../${UNIT_PATH.split('/').pop()}` },
+        { path: HOTPLUG_UNIT_PATH, content: hotplugUnit(exec) },
+        // initramfs-tools' hook always (harmless where it is not used); dracut's module where
+        // dracut is installed, as its modules directory says.
+        { path: INITRAMFS_HOOK_PATH, content: initramfsHook(rules), mode: 0o755 },
+        ...(fs.isDir(DRACUT_MODULES_DIR) ? [{ path: DRACUT_MODULE_PATH, content: dracutModule(rules), mode: 0o755 }] : []),
       ],
       warnings,
     };
@@ -76,7 +89,8 @@ export function diffFiles(fs: FsRoot, files: readonly PersistFile[], remove: boo
     const exists = fs.lexists(file.path);
     if (remove) return { file, action: exists ? 'remove' : 'absent' };
     if (!exists) return { file, action: 'create' };
-    const same = file.content === null ? fs.readLink(file.path) === file.link : fs.readText(file.path) === file.content;
+    const same = file.content === null ? fs.readLink(file.path) === file.link
+      : fs.readText(file.path) === file.content && (file.mode === undefined || fs.lstatInfo(file.path)?.mode === file.mode);
     return { file, action: same ? 'unchanged' : 'replace' };
   });
 }

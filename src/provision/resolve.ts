@@ -1,4 +1,5 @@
-import { usageError } from '../errors.js';
+import { usageError, VfioctlError } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
 import { parseBdf, type Bdf } from '../model/address.js';
 import type { Host } from '../model/types.js';
 import { CATCH_ALL_MODULE, type VfioAlias } from '../plan/variant.js';
@@ -27,9 +28,10 @@ export interface Resolution {
  * Each entry's devices on this host, one target per device. A device named directly wins over
  * a pattern; two entries of the same kind that disagree are an error (exit 2, nothing changed).
  * A VENDOR:DEVICE pattern that matches nothing is only a warning: the file may cover hardware
- * this host does not have. A missing address or interface is an error.
+ * this host does not have. A missing address or interface is an error, or with skipMissing
+ * (the boot unit: a device that is gone must not keep the others from their drivers) a warning.
  */
-export function resolveTargets(fs: FsRoot, host: Host, devices: readonly DesiredDevice[], source: string): Resolution {
+export function resolveTargets(fs: FsRoot, host: Host, devices: readonly DesiredDevice[], source: string, opts: { skipMissing?: boolean } = {}): Resolution {
   const warnings: string[] = [];
   const chosen = new Map<Bdf, Target>();
   for (const pass of [true, false]) {
@@ -41,6 +43,10 @@ export function resolveTargets(fs: FsRoot, host: Host, devices: readonly Desired
       } catch (err) {
         if (isIdMatch(entry.match)) {
           warnings.push(`${source}:${entry.line}: no device matches ${entry.match}`);
+          continue;
+        }
+        if (opts.skipMissing && err instanceof VfioctlError && err.code === ExitCode.NOT_FOUND) {
+          warnings.push(`${source}:${entry.line}: ${err.what}: ${err.why}; skipped`);
           continue;
         }
         throw err;

@@ -163,3 +163,44 @@ test('parseDesiredState: valid input keeps entry lines; errors are usage errors'
   assert.throws(() => parseDesiredState('{"schemaVersion":1,"devices":[]} trailing'), /after the document/);
   assert.throws(() => parseDesiredState('{"schemaVersion":1,"devices":["\u0001"]}'), /control character/);
 });
+
+test('apply --skip-missing (the boot unit): a device that is gone is reported, the others are bound, exit 0', async (t) => {
+  const { kernel, vfioctl, driverOf, file } = lab(t);
+  const f = file({ schemaVersion: 1, devices: [{ match: '0000:0a:00.0', driver: 'vfio-pci' }, { match: '0000:01:00.0', driver: 'vfio-pci' }, { match: 'eth9', driver: 'vfio-pci' }] });
+  const strict = await vfioctl('apply', f, '--json');
+  assert.equal(strict.code, 3, 'without it a missing device is an error');
+  assert.deepEqual(kernel.log, [], 'and nothing is bound');
+  const r = await vfioctl('apply', '--skip-missing', f, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /json:4: device 0000:0a:00.0: no such PCI device; skipped/);
+  assert.match(r.stderr, /eth9.*; skipped/);
+  assert.deepEqual(r.json().actions.map((a: any) => [a.bdf, a.status]), [['0000:01:00.0', 'bound']]);
+  assert.equal(driverOf('0000:01:00.0'), 'vfio-pci');
+});
+
+test('apply --only (the hotplug unit): a device a loaded host driver took before udev set the override ends on its VFIO driver; other entries are left alone', async (t) => {
+  const { root, vfioctl, driverOf, file } = lab(t);
+  // The race: e1000e bound the device in device_add, then the rule wrote driver_override.
+  const dev = fs.realpathSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0'));
+  fs.writeFileSync(path.join(dev, 'driver_override'), 'vfio-pci\n');
+  assert.equal(driverOf('0000:01:00.0'), 'e1000e');
+  const f = file(DESIRED);
+  const r = await vfioctl('apply', '--skip-missing', '--only', '0000:01:00.0', f, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.json().actions.map((a: any) => [a.bdf, a.from, a.to, a.status]), [['0000:01:00.0', 'e1000e', 'vfio-pci', 'bound']]);
+  assert.equal(driverOf('0000:01:00.0'), 'vfio-pci');
+  assert.equal(driverOf('0000:03:01.0'), 'e1000', 'the pattern entry is not applied to other devices');
+  assert.equal(driverOf('0000:00:05.0'), 'vfio-pci', 'nor the host entry');
+  // Once there, a second add event's run changes nothing.
+  const again = await vfioctl('apply', '--skip-missing', '--only', '0000:01:00.0', f, '--json');
+  assert.equal(again.json().changed, false);
+  // A device the file does not name, or one gone again before the unit ran: nothing to do.
+  const other = await vfioctl('apply', '--only', '0000:00:04.0', f, '--json');
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /has no entry for 0000:00:04.0; nothing to do/);
+  const gone = await vfioctl('apply', '--skip-missing', '--only', '0000:0a:00.0', f, '--json');
+  assert.equal(gone.code, 0, gone.stderr);
+  assert.match(gone.stderr, /--only 0000:0a:00.0: .*no such PCI device; skipped/);
+  assert.equal((await vfioctl('apply', '--only', '0000:0a:00.0', f)).code, 3, 'without --skip-missing it is an error');
+  assert.equal((await vfioctl('apply', '--only', '0000:01:00.0', '--persist', f)).code, 2);
+});

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildTree, tempRoot } from '../helpers/tree.js';
 import { cli } from '../helpers/cli.js';
-import { systemdQuote, systemdUnit, udevRule, UnsafeValueError } from '../../src/provision/persist-files.js';
+import { hotplugUnit, systemdQuote, systemdUnit, udevRule, UnsafeValueError } from '../../src/provision/persist-files.js';
 
 const ALIASES = 'alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\nalias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n';
 
@@ -51,7 +51,11 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
     ['/etc/udev/rules.d/60-vfioctl.rules', 'create'],
     ['/etc/systemd/system/vfioctl.service', 'create'],
     ['/etc/systemd/system/sysinit.target.wants/vfioctl.service', 'create'],
+    ['/etc/systemd/system/vfioctl-hotplug@.service', 'create'],
+    ['/etc/initramfs-tools/hooks/vfioctl', 'create'],
   ]);
+  assert.equal(doc.rebuildInitramfs, true);
+  assert.match(r.stderr, /rebuild the initramfs \(update-initramfs -u/);
   const installed = JSON.parse(read(root, 'etc/vfioctl/desired.json'));
   assert.deepEqual(installed.devices, [
     { match: '0000:00:02.0', driver: 'host' },
@@ -60,19 +64,29 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
     { match: '10de:2330', driver: 'auto' },
   ]);
   const rule = read(root, 'etc/udev/rules.d/60-vfioctl.rules');
-  assert.match(rule, /^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:01:00.0", ATTR\{driver_override\}="vfio-pci", RUN\{builtin\}\+="kmod load vfio_pci"$/m);
+  assert.match(rule, /^ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:01:00.0", ATTR\{driver_override\}="vfio-pci", RUN\{builtin\}\+="kmod load vfio_pci", TAG\+="systemd", ENV\{SYSTEMD_WANTS\}\+="vfioctl-hotplug@%k.service"$/m);
   assert.match(rule, /KERNEL=="0000:02:00.0", ATTR\{driver_override\}="mlx5_vfio_pci", RUN\{builtin\}\+="kmod load mlx5_vfio_pci"/, 'auto picks the matching variant');
   assert.match(rule, /ATTR\{vendor\}=="0x10de", ATTR\{device\}=="0x2330", ATTR\{driver_override\}="vfio-pci"/);
   assert.doesNotMatch(rule, /0000:00:02.0/, 'host entries get no rule');
   const unit = read(root, 'etc/systemd/system/vfioctl.service');
-  assert.match(unit, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "\/etc\/vfioctl\/desired.json"$/m);
+  assert.match(unit, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "--skip-missing" "\/etc\/vfioctl\/desired.json"$/m, 'a device that is gone does not keep the others from binding');
+  assert.equal(rule.split('\n').filter((l) => l.startsWith('ACTION')).length, 3);
+  assert.ok(rule.split('\n').filter((l) => l.startsWith('ACTION')).every((l) => l.endsWith(', TAG+="systemd", ENV{SYSTEMD_WANTS}+="vfioctl-hotplug@%k.service"')), 'every device line starts the hotplug unit');
+  const hot = read(root, 'etc/systemd/system/vfioctl-hotplug@.service');
+  assert.match(hot, /^ExecStart="\/usr\/bin\/env" "vfioctl" "apply" "--skip-missing" "--only" "%I" "\/etc\/vfioctl\/desired.json"$/m);
+  assert.match(hot, /^SyslogIdentifier=vfioctl$/m);
+  assert.match(hot, /^Environment=VFIOCTL_LOCK_TIMEOUT=60$/m, 'instances started together wait for the lock');
+  assert.match(hot, /^After=systemd-udevd.service vfioctl.service$/m);
+  assert.doesNotMatch(hot, /RemainAfterExit/, 'a device added again starts it again');
   assert.match(unit, /^DefaultDependencies=no$/m);
+  assert.match(unit, /^SyslogIdentifier=vfioctl$/m, 'journal lines tagged vfioctl, not env');
   assert.match(unit, /^Before=systemd-udev-trigger.service systemd-modules-load.service network-pre.target/m);
   assert.equal(fs.readlinkSync(path.join(root, 'etc/systemd/system/sysinit.target.wants/vfioctl.service')), '../vfioctl.service');
 
   const again = await cli(['persist', file, '--json'], root);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.json().changed, false);
+  assert.equal(again.json().rebuildInitramfs, false);
   assert.ok(again.json().files.every((f: any) => f.action === 'unchanged'));
 
   const dry = await cli(['persist', '--remove', '--dry-run'], root);
@@ -83,7 +97,10 @@ test('persist writes the state, a udev rule and an enabled unit; names resolve t
   const rm = await cli(['persist', '--remove', '--json'], root);
   assert.equal(rm.code, 0, rm.stderr);
   assert.equal(rm.json().changed, true);
-  for (const p of ['etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
+  assert.equal(rm.json().rebuildInitramfs, true);
+  assert.match(rm.stderr, /initramfs still holds the rule until it is rebuilt: run update-initramfs -u/);
+  assert.equal(rm.json().files.find((f: any) => f.path === '/usr/lib/dracut/modules.d/90vfioctl/module-setup.sh').action, 'absent');
+  for (const p of ['etc/systemd/system/vfioctl-hotplug@.service', 'etc/initramfs-tools/hooks/vfioctl', 'etc/vfioctl/desired.json', 'etc/udev/rules.d/60-vfioctl.rules', 'etc/systemd/system/vfioctl.service', 'etc/systemd/system/sysinit.target.wants/vfioctl.service']) {
     assert.equal(fs.existsSync(path.join(root, p)), false, p);
   }
   assert.equal((await cli(['persist', '--remove', '--json'], root)).json().changed, false);
@@ -145,6 +162,19 @@ test('systemd-analyze verify accepts the generated unit', { skip: !has('systemd-
   fs.writeFileSync(unit, systemdUnit(['/usr/bin/env', 'vfioctl']).replace('ConditionPathExists=/etc/vfioctl/desired.json', `ConditionPathExists=${root}/desired.json`));
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
   // Lines about other units on this machine are not ours; anything naming our file is.
+  const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('vfioctl'));
+  assert.deepEqual(ours, [], r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('systemd-analyze verify accepts the hotplug unit (as an instance: systemd 252 does not verify a bare template)', { skip: !has('systemd-analyze') && 'systemd-analyze not installed (apt-get install systemd)' }, (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const text = hotplugUnit(['/usr/bin/env', 'vfioctl'], `${root}/desired.json`);
+  assert.match(text, /"apply" "--skip-missing" "--only" "%I"/);
+  const unit = path.join(root, 'vfioctl-hotplug-0000-01-00.0.service');
+  fs.writeFileSync(unit, text.replace(/%I/g, '0000:01:00.0'));
+  const r = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
   const ours = (r.stderr + r.stdout).split('\n').filter((l) => l.includes('vfioctl'));
   assert.deepEqual(ours, [], r.stderr);
   assert.equal(r.status, 0, r.stderr);

@@ -55,7 +55,7 @@ function listing(dir: string): string[] {
 }
 
 test('README: every repository path it names exists', () => {
-  const paths = new Set([...README.matchAll(/(?<![\w/.-])((?:examples|schema|test|man|src|scripts|bin|\.ci)\/[\w./*-]*\w)/g)].map((m) => m[1]!));
+  const paths = new Set([...README.matchAll(/(?<![\w/.-])((?:examples|schema|test|man|src|scripts|bin|contrib|\.ci)\/[\w./*-]*\w)/g)].map((m) => m[1]!));
   assert.ok(paths.size >= 10, [...paths].join(' '));
   for (const p of paths) {
     if (p.includes('*')) continue;

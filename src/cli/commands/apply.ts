@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { readRecord } from '../../apply/state.js';
-import { usageError } from '../../errors.js';
+import { usageError, VfioctlError } from '../../errors.js';
+import { ExitCode } from '../../exit-codes.js';
+import { resolveSelector } from '../../sysfs/selectors.js';
 import type { Bdf } from '../../model/address.js';
 import { deviceOf, isVfioBound } from '../../model/host.js';
 import { mergePlans, planBind, planUnbind, type DriverChoice } from '../../plan/bind-plan.js';
@@ -18,6 +20,8 @@ interface ApplyOptions {
   dryRun?: boolean;
   export?: boolean;
   persist?: boolean;
+  skipMissing?: boolean;
+  only?: string;
 }
 
 export function registerApply(program: Command, ctx: CliContext): void {
@@ -28,11 +32,13 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'change nothing; show what would be done')
     .option('--export', 'print the current vfio bindings as a desired-state file')
     .option('--persist', 'after applying, install it for boot as vfioctl persist does')
+    .option('--skip-missing', 'a device the file names that is not present is a warning, not an error (the boot unit)')
+    .option('--only <selector>', 'converge only this device (the hotplug unit: a device that was just added)')
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (file: string | undefined, opts: ApplyOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
       if (opts.export) {
-        if (file !== undefined || opts.persist) throw usageError('apply --export', 'takes no FILE and no --persist');
+        if (file !== undefined || opts.persist || opts.only !== undefined || opts.skipMissing) throw usageError('apply --export', 'takes no FILE, --persist, --only or --skip-missing');
         const host = scanHost(s.fs);
         const vfioDrivers = vfioFamilyDrivers(s.fs, host, vfioAliases(s.fs, host));
         const bound = [...host.devices.values()].filter((d) => isVfioBound(d) || (d.driver !== null && vfioDrivers.has(d.driver)));
@@ -40,13 +46,28 @@ export function registerApply(program: Command, ctx: CliContext): void {
         return;
       }
       if (file === undefined) throw usageError('apply', 'missing FILE', 'vfioctl apply FILE (or - for standard input), or vfioctl apply --export');
+      if (opts.only !== undefined && opts.persist) throw usageError('apply --only', 'takes no --persist', 'persist installs the whole file: run vfioctl persist FILE');
       const input = await readDesiredInput(file, ctx.readStdin, process.cwd());
       const state = parseDesiredState(input.text, input.source);
       const dryRun = opts.dryRun === true;
 
       await withChange(s, dryRun, async () => {
         const host = scanHost(s.fs);
-        const { targets, warnings } = resolveTargets(s.fs, host, state.devices, input.source);
+        const resolved = resolveTargets(s.fs, host, state.devices, input.source, { skipMissing: opts.skipMissing === true });
+        const warnings = [...resolved.warnings];
+        let targets = resolved.targets;
+        if (opts.only !== undefined) {
+          // One device, as the hotplug unit names it: the file's entries that cover it, no others.
+          let only: Bdf[] = [];
+          try {
+            only = resolveSelector(s.fs, host, opts.only);
+          } catch (err) {
+            if (!(opts.skipMissing && err instanceof VfioctlError && err.code === ExitCode.NOT_FOUND)) throw err;
+            warnings.push(`--only ${opts.only}: ${err.what}: ${err.why}; skipped`);
+          }
+          targets = targets.filter((t) => only.includes(t.bdf));
+          if (only.length > 0 && targets.length === 0) warnings.push(`--only ${opts.only}: ${input.source} has no entry for ${only.join(', ')}; nothing to do`);
+        }
         for (const w of warnings) s.warn(w);
         const aliases = vfioAliases(s.fs, host);
         const vfioDrivers = vfioFamilyDrivers(s.fs, host, aliases);

@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import { VfioctlError } from '../../errors.js';
 import { ExitCode } from '../../exit-codes.js';
 import { parseDesiredState, type DesiredState } from '../../provision/desired-state.js';
-import { buildPersistSet, diffFiles, type FileAction, type PersistFile } from '../../provision/persist.js';
-import { RULE_PATH, UNIT_PATH, UNIT_WANTS_LINK, DESIRED_PATH } from '../../provision/persist-files.js';
+import { ALL_PERSIST_PATHS, INITRAMFS_FILES, buildPersistSet, diffFiles, type FileAction, type PersistFile } from '../../provision/persist.js';
 import { readDesiredInput } from '../../provision/read-input.js';
 import { readVfioAliases } from '../../sysfs/modules.js';
 import { scanHost } from '../../sysfs/scan.js';
@@ -28,11 +27,11 @@ export function execWords(env: Record<string, string | undefined>): string[] {
  * Install (or with remove, delete) the persistence files and report them. Shared with
  * `apply --persist`. Returns whether anything changed.
  */
-export async function runPersist(s: Session, state: DesiredState | null, source: string, opts: PersistOptions, print = true): Promise<{ changed: boolean; files: { path: string; action: FileAction; content: string | null }[]; warnings: string[] }> {
+export async function runPersist(s: Session, state: DesiredState | null, source: string, opts: PersistOptions, print = true): Promise<{ changed: boolean; rebuildInitramfs: boolean; files: { path: string; action: FileAction; content: string | null }[]; warnings: string[] }> {
   let files: PersistFile[];
   let warnings: string[] = [];
   if (opts.remove) {
-    files = [UNIT_WANTS_LINK, UNIT_PATH, RULE_PATH, DESIRED_PATH].map((path) => ({ path, content: null }));
+    files = ALL_PERSIST_PATHS.map((path) => ({ path, content: null }));
   } else {
     const host = scanHost(s.fs);
     const aliases = readVfioAliases(s.fs, host.kernelRelease).aliases;
@@ -42,14 +41,16 @@ export async function runPersist(s: Session, state: DesiredState | null, source:
   }
   const diff = diffFiles(s.fs, files, opts.remove === true);
   const changed = diff.some((d) => d.action !== 'unchanged' && d.action !== 'absent');
+  // The initramfs holds a copy of the rule: any change to it is only seen there once rebuilt.
+  const rebuildInitramfs = diff.some((d) => INITRAMFS_FILES.includes(d.file.path) && d.action !== 'unchanged' && d.action !== 'absent');
   if (!opts.dryRun) {
     // The whole set of files or none of it: the executor keeps each file's old content for undo.
     const steps: Step[] = diff.filter((d) => d.action === 'create' || d.action === 'replace' || d.action === 'remove').map(({ file, action }) => ({
-      op: 'file', path: file.path, content: action === 'remove' ? null : file.content, link: action === 'remove' ? null : file.link ?? null, mode: 0o644,
+      op: 'file', path: file.path, content: action === 'remove' ? null : file.content, link: action === 'remove' ? null : file.link ?? null, mode: file.mode ?? 0o644,
     }));
     const r = steps.length === 0 ? null : await execute({ ...execOptions(s, opts.remove ? 'persist --remove' : `persist ${source}`), fs: s.fs }, (tx) => tx.run(steps));
     if (r && !r.ok) {
-      if (s.json && print) s.printJson({ changed: !r.rolledBack, dryRun: false, remove: opts.remove === true, files: diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content })), rollback: rollbackJson(r.subjects) });
+      if (s.json && print) s.printJson({ changed: !r.rolledBack, dryRun: false, remove: opts.remove === true, rebuildInitramfs: rebuildInitramfs && !r.rolledBack, files: diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content })), rollback: rollbackJson(r.subjects) });
       throw new VfioctlError(r.exitCode as 1, opts.remove ? 'persist --remove' : 'persist', r.message,
         r.rolledBack ? 'every file was put back as it was; run as root, on a writable /etc' : `NOT put back: ${r.subjects.filter((x) => x.status === 'rollback-failed').map((x) => `${x.id} (fix: ${x.fix})`).join('; ')}`);
     }
@@ -61,13 +62,15 @@ export async function runPersist(s: Session, state: DesiredState | null, source:
       }
     }
   }
-  if (!opts.remove && diff.some((d) => d.action !== 'unchanged')) {
-    warnings.push('a host driver loaded from the initramfs binds before these rules run; vfioctl.service moves such devices at boot, or rebuild the initramfs (update-initramfs -u) to include the rule');
+  if (rebuildInitramfs) {
+    warnings.push(opts.remove
+      ? 'the initramfs still holds the rule until it is rebuilt: run update-initramfs -u (or dracut -f) and reboot'
+      : 'rebuild the initramfs (update-initramfs -u, or dracut -f) so a host driver loaded there leaves the devices alone; until then vfioctl.service moves such devices at boot');
   }
   const report = diff.map((d) => ({ path: d.file.path, action: d.action, content: d.file.content }));
   if (print) {
     for (const w of warnings) s.warn(w);
-    if (s.json) s.printJson({ changed, dryRun: opts.dryRun === true, remove: opts.remove === true, files: report });
+    if (s.json) s.printJson({ changed, dryRun: opts.dryRun === true, remove: opts.remove === true, rebuildInitramfs, files: report });
     else {
       const verb = (a: FileAction) => (opts.dryRun && a !== 'unchanged' && a !== 'absent' ? `would ${a}` : a);
       for (const d of diff) {
@@ -76,7 +79,7 @@ export async function runPersist(s: Session, state: DesiredState | null, source:
       }
     }
   }
-  return { changed, files: report, warnings };
+  return { changed, rebuildInitramfs, files: report, warnings };
 }
 
 export function registerPersist(program: Command, ctx: CliContext): void {
@@ -84,7 +87,7 @@ export function registerPersist(program: Command, ctx: CliContext): void {
     .command('persist')
     .description('make a desired state come back at boot: a udev rule setting driver_override on add, and a systemd unit running vfioctl apply early')
     .argument('[file]', 'desired-state JSON file (as for apply), or - for standard input')
-    .option('--remove', 'delete the rule, the unit and the installed state')
+    .option('--remove', 'delete the rule, the unit, the initramfs hook and dracut module, and the installed state')
     .option('--dry-run', 'show the files without writing them')
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (file: string | undefined, opts: PersistOptions, cmd: Command) => {
