@@ -34,7 +34,7 @@ export function overrideValue(raw: string | undefined): string | null {
 }
 
 /** Where the device's directory really is: the bus/pci/devices link resolved lexically. */
-function deviceDir(fs: FsRoot, bdf: Bdf): string {
+export function deviceDir(fs: FsRoot, bdf: Bdf): string {
   const link = `${PCI_DEVICES}/${bdf}`;
   const target = fs.readLink(link);
   if (target === undefined) return fs.realpath(link) ?? link;
@@ -57,7 +57,7 @@ function readVirtfns(fs: FsRoot, dir: string, numVfs: number): Bdf[] {
  * What the scan already knows about a function before reading it: its PF (null: not a VF),
  * and its driver (undefined: read its own `driver` link).
  */
-interface Known {
+export interface Known {
   physfn: Bdf | null;
   driver: string | null | undefined;
 }
@@ -67,7 +67,7 @@ interface Known {
  * the scan (`known`), so only a function not known as a VF is probed for SR-IOV: a VF has
  * no SR-IOV capability of its own.
  */
-function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice {
+export function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice {
   const segments = dir.split('/');
   const parentName = segments[segments.length - 2] ?? '';
   // /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; search only odd paths.
@@ -169,7 +169,7 @@ export function readRevision(fs: FsRoot, bdf: Bdf): string | null {
 }
 
 /** PCI Express functions have link attributes; conventional PCI functions do not. */
-function hasPcieLink(fs: FsRoot, bdf: Bdf): boolean {
+export function hasPcieLink(fs: FsRoot, bdf: Bdf): boolean {
   return fs.lexists(`${PCI_DEVICES}/${bdf}/current_link_speed`) || fs.lexists(`${PCI_DEVICES}/${bdf}/max_link_speed`);
 }
 
