@@ -17,6 +17,8 @@ const READ_BUFFER = Buffer.allocUnsafe(4096);
 export const READ_MAX_BYTES = 1 << 20;
 /** Most `readText` returns by default (modules.alias, pci.ids are a few MiB). Larger reads as unreadable. */
 export const READ_TEXT_MAX_BYTES = 64 << 20;
+/** Lookups in one directory answered by lstat before it is listed instead (kindOf). */
+const LIST_AFTER = 8;
 /** Symbolic links followed while resolving one path (the kernel's own limit is 40). */
 const MAX_LINK_HOPS = 40;
 
@@ -66,7 +68,7 @@ export class FsRoot {
   private readonly resolved = new Map<string, string | null>();
   /** Real directory → kinds of its entries (see kindOf), and directories looked into once. */
   private readonly kinds = new Map<string, Map<string, 'link' | 'dir' | 'other'>>();
-  private readonly looked = new Set<string>();
+  private readonly looked = new Map<string, number>();
   /** writes.length when `resolved` was last valid (every write may change the tree). */
   private resolvedEpoch = 0;
 
@@ -174,14 +176,16 @@ export class FsRoot {
 
   /**
    * Whether `name` in real directory `dir` is a link, a directory or something else
-   * (undefined: missing). The first lookup in a directory is an lstat; from the second on,
-   * one listing with file types answers for all its entries (the PCI functions below one
-   * bridge: a 4,096-function host has ~90 such directories, not 4,096 lstats).
+   * (undefined: missing). The first lookups in a directory are lstats; from the
+   * LIST_AFTER-th on, one listing with file types answers for all its entries (the PCI
+   * functions below one bridge: a 4,096-function host has ~90 such directories, not 4,096
+   * lstats), while a command about one device does not list /sys/bus/pci/devices whole.
    */
   private kindOf(dir: string, name: string, host: string): 'link' | 'dir' | 'other' | undefined {
     const known = this.kinds.get(dir);
     if (known !== undefined) return known.get(name);
-    if (this.looked.has(dir)) {
+    const looked = this.looked.get(dir) ?? 0;
+    if (looked >= LIST_AFTER) {
       const entries = new Map<string, 'link' | 'dir' | 'other'>();
       try {
         for (const e of readdirSync(dir, { withFileTypes: true })) entries.set(e.name, e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'other');
@@ -194,7 +198,7 @@ export class FsRoot {
       this.kinds.set(dir, entries);
       return entries.get(name);
     }
-    this.looked.add(dir);
+    this.looked.set(dir, looked + 1);
     return this.lstatKind(host);
   }
 

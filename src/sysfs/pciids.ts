@@ -33,10 +33,23 @@ export function loadPciNames(fs: FsRoot, fallback: readonly string[] = fs.root =
   return NO_NAMES;
 }
 
+/** A vendor's block of lines [start, end) and the lookups made in it. */
 interface VendorBlock {
   name: string;
-  devices: Map<string, { name: string; subsystems: Map<string, string> }>;
+  start: number;
+  end: number;
+  devices: Map<string, DeviceLines | null>;
 }
+interface DeviceLines {
+  name: string;
+  start: number;
+  end: number;
+  subsystems: Map<string, string | null>;
+}
+
+const TAB = 9;
+const HASH = 35;
+const NEWLINE = 10;
 
 export class PciIds implements PciNames {
   private readonly vendors = new Map<string, VendorBlock | null>();
@@ -49,12 +62,20 @@ export class PciIds implements PciNames {
   }
 
   device(vendorId: string, deviceId: string): string | null {
-    return this.block(vendorId)?.devices.get(deviceId.toLowerCase())?.name ?? null;
+    return this.deviceLines(vendorId, deviceId)?.name ?? null;
   }
 
   subsystem(vendorId: string, deviceId: string, subVendor: string, subDevice: string): string | null {
-    const dev = this.block(vendorId)?.devices.get(deviceId.toLowerCase());
-    return dev?.subsystems.get(`${subVendor} ${subDevice}`.toLowerCase()) ?? null;
+    const dev = this.deviceLines(vendorId, deviceId);
+    if (!dev) return null;
+    const key = `${subVendor} ${subDevice}`.toLowerCase();
+    let name = dev.subsystems.get(key);
+    if (name === undefined) {
+      // `\t\tSSSS DDDD  name`: the last such line below the device (a Map of them would keep the last).
+      name = this.lastLine(`\n\t\t${key}`, dev.start, dev.end);
+      dev.subsystems.set(key, name);
+    }
+    return name;
   }
 
   className(classCode: string): string | null {
@@ -68,31 +89,73 @@ export class PciIds implements PciNames {
     const id = vendorId.toLowerCase();
     let cached = this.vendors.get(id);
     if (cached === undefined) {
-      cached = this.parseVendor(id);
+      cached = this.findVendor(id);
       this.vendors.set(id, cached);
     }
     return cached;
   }
 
-  /** Vendor lines start a line with the id and two spaces; device lines a tab, subsystems two. */
-  private parseVendor(id: string): VendorBlock | null {
+  private deviceLines(vendorId: string, deviceId: string): DeviceLines | null {
+    const block = this.block(vendorId);
+    if (!block) return null;
+    const id = deviceId.toLowerCase();
+    let cached = block.devices.get(id);
+    if (cached === undefined) {
+      cached = null;
+      const at = this.lastLineAt(`\n\t${id}`, block.start, block.end);
+      if (at >= 0) {
+        const eol = this.eol(at + 1);
+        // Its subsystem lines (two tabs) run to the next device line or the block's end.
+        let pos = eol + 1;
+        while (pos < block.end) {
+          const c = this.text.charCodeAt(pos);
+          if (c === TAB && this.text.charCodeAt(pos + 1) !== TAB) break;
+          pos = this.eol(pos) + 1;
+        }
+        cached = { name: this.text.slice(at + 2 + id.length, eol).trim(), start: eol, end: Math.min(pos, block.end), subsystems: new Map() };
+      }
+      block.devices.set(id, cached);
+    }
+    return cached;
+  }
+
+  /** Vendor lines start a line with the id and two spaces; its block runs over the lines that start with a tab (or are comments or blank). */
+  private findVendor(id: string): VendorBlock | null {
     const start = this.findLine(`${id}  `);
     if (start < 0) return null;
-    const lines = this.linesFrom(start);
-    const first = lines.next().value as string;
-    const block: VendorBlock = { name: first.slice(id.length + 2).trim(), devices: new Map() };
-    let current: { name: string; subsystems: Map<string, string> } | undefined;
-    for (const line of lines) {
-      if (line === '' || line.startsWith('#')) continue;
-      if (line.startsWith('\t\t')) {
-        const m = /^\t\t([0-9a-f]{4}) ([0-9a-f]{4})\s+(.*)$/.exec(line);
-        if (m && current) current.subsystems.set(`${m[1]} ${m[2]}`, m[3]!.trim());
-      } else if (line.startsWith('\t')) {
-        const m = /^\t([0-9a-f]{4})\s+(.*)$/.exec(line);
-        if (m) block.devices.set(m[1]!, (current = { name: m[2]!.trim(), subsystems: new Map() }));
-      } else break;
+    const eol = this.eol(start);
+    let pos = eol + 1;
+    while (pos < this.text.length) {
+      const c = this.text.charCodeAt(pos);
+      if (c !== TAB && c !== HASH && c !== NEWLINE) break;
+      pos = this.eol(pos) + 1;
     }
-    return block;
+    return { name: this.text.slice(start + id.length + 2, eol).trim(), start: eol, end: Math.min(pos, this.text.length), devices: new Map() };
+  }
+
+  /** End of the line starting at `pos` (the text's end on the last line). */
+  private eol(pos: number): number {
+    const e = this.text.indexOf('\n', pos);
+    return e < 0 ? this.text.length : e;
+  }
+
+  /**
+   * Index of the newline before the last line in [start, end) that starts with `prefix`
+   * (after the newline) followed by whitespace and a name, as the line formats require; -1 when none.
+   */
+  private lastLineAt(prefix: string, start: number, end: number): number {
+    let found = -1;
+    for (let i = this.text.indexOf(prefix, start); i >= 0 && i < end; i = this.text.indexOf(prefix, i + 1)) {
+      const next = this.text.charCodeAt(i + prefix.length);
+      // \s+ after the id (the name may be empty), never more hex digits or the end of the line.
+      if (next === 32 || next === TAB) found = i;
+    }
+    return found;
+  }
+
+  private lastLine(prefix: string, start: number, end: number): string | null {
+    const at = this.lastLineAt(prefix, start, end);
+    return at < 0 ? null : this.text.slice(at + prefix.length, this.eol(at + 1)).trim();
   }
 
   private parseClasses(): Map<string, string> {

@@ -34,7 +34,7 @@ export function overrideValue(raw: string | undefined): string | null {
 }
 
 /** Where the device's directory really is: the bus/pci/devices link resolved lexically. */
-function deviceDir(fs: FsRoot, bdf: Bdf): string {
+export function deviceDir(fs: FsRoot, bdf: Bdf): string {
   const link = `${PCI_DEVICES}/${bdf}`;
   const target = fs.readLink(link);
   if (target === undefined) return fs.realpath(link) ?? link;
@@ -57,7 +57,7 @@ function readVirtfns(fs: FsRoot, dir: string, numVfs: number): Bdf[] {
  * What the scan already knows about a function before reading it: its PF (null: not a VF),
  * and its driver (undefined: read its own `driver` link).
  */
-interface Known {
+export interface Known {
   physfn: Bdf | null;
   driver: string | null | undefined;
 }
@@ -67,7 +67,7 @@ interface Known {
  * the scan (`known`), so only a function not known as a VF is probed for SR-IOV: a VF has
  * no SR-IOV capability of its own.
  */
-function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice {
+export function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known, lean = false): PciDevice {
   const segments = dir.split('/');
   const parentName = segments[segments.length - 2] ?? '';
   // /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; search only odd paths.
@@ -90,7 +90,7 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice 
   const driver = known.driver !== undefined ? known.driver : linked !== undefined && isDriverName(linked) ? linked : null;
   const groupName = fs.linkName(`${dir}/iommu_group`);
   const iommuGroup = groupName !== undefined && /^\d+$/.test(groupName) ? Number(groupName) : null;
-  const resetRaw = at('reset_method');
+  const resetRaw = lean ? undefined : at('reset_method');
   const physfn = known.physfn;
   // lstat before reading: a failing read costs an exception, more than the syscall
   // (this is the hot loop of a 4,096-function scan).
@@ -100,8 +100,8 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice 
   const totalVfs = totalRaw === null || totalRaw < 0 || totalRaw > MAX_TOTAL_VFS ? null : totalRaw;
   const numRaw = totalVfs === null ? null : intAttr(at('sriov_numvfs'));
   const numVfs = numRaw === null || numRaw < 0 ? null : Math.min(numRaw, totalVfs!);
-  const numa = intAttr(at('numa_node'));
-  const bootVga = classCode.startsWith('03') ? at('boot_vga') : undefined;
+  const numa = lean ? null : intAttr(at('numa_node'));
+  const bootVga = !lean && classCode.startsWith('03') ? at('boot_vga') : undefined;
   // vfio-dev/ tells an out-of-tree variant apart; known names need no lookup.
   const vfioFamily = isVfioDriver(driver) || (needsVfioDevCheck(driver) && fs.lexists(`${dir}/vfio-dev`));
 
@@ -121,7 +121,7 @@ function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known): PciDevice 
     parent: isBdf(parentName) ? parentName : null,
     rootBus,
     bridge,
-    secondaryBus: bridge ? intAttr(at('secondary_bus_number')) : null,
+    secondaryBus: bridge && !lean ? intAttr(at('secondary_bus_number')) : null,
     resetMethods: resetRaw === undefined ? [] : resetRaw.split(/\s+/).filter(Boolean),
     resetMethodKnown: resetRaw !== undefined,
     physfn,
@@ -169,12 +169,22 @@ export function readRevision(fs: FsRoot, bdf: Bdf): string | null {
 }
 
 /** PCI Express functions have link attributes; conventional PCI functions do not. */
-function hasPcieLink(fs: FsRoot, bdf: Bdf): boolean {
+export function hasPcieLink(fs: FsRoot, bdf: Bdf): boolean {
   return fs.lexists(`${PCI_DEVICES}/${bdf}/current_link_speed`) || fs.lexists(`${PCI_DEVICES}/${bdf}/max_link_speed`);
 }
 
+export interface ScanOptions {
+  /**
+   * Leave out what the groups table never shows (reset_method, numa_node, boot_vga,
+   * secondary_bus_number): they read as unknown (resetMethods [], resetMethodKnown false,
+   * numaNode, bootVga and secondaryBus null). Only for a Host that is drawn as that table.
+   */
+  lean?: boolean;
+}
+
 /** Scan every PCI function and IOMMU group under the root. */
-export function scanHost(fs: FsRoot): Host {
+export function scanHost(fs: FsRoot, opts: ScanOptions = {}): Host {
+  const lean = opts.lean === true;
   // Most optional attributes are missing on most functions, and each miss is an exception
   // inside node:fs; without stack capture those cost a third of a 4,096-function scan.
   const stackLimit = Error.stackTraceLimit;
@@ -188,7 +198,7 @@ export function scanHost(fs: FsRoot): Host {
     for (const name of fs.list(PCI_DEVICES)) {
       if (!isBdf(name)) continue;
       const driver = bound.get(name) ?? (bound.size > 0 ? null : undefined);
-      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver });
+      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver }, lean);
       for (const vf of d.virtfns) pfOf.set(vf, name);
       devices.set(name, d);
     }

@@ -15,8 +15,8 @@ export interface SelectorOptions {
 /** Longest selector accepted (interface names are at most 15 characters, block devices 31). */
 export const SELECTOR_MAX = 64;
 
-const VENDOR_DEVICE = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$/;
-const GROUP = /^group:(\d+)$/;
+export const VENDOR_DEVICE = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$/;
+export const GROUP = /^group:(\d+)$/;
 
 /** The PCI function a net or block class device hangs below: the last BDF in its real path. */
 function pciAncestor(fs: FsRoot, classDir: string, name: string): Bdf | null | undefined {

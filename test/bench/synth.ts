@@ -26,7 +26,7 @@ export interface SynthDevice {
 }
 
 const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
-const bdfOf = (bus: number, dev: number, fn: number) => `0000:${hex(bus, 2)}:${hex(dev, 2)}.${fn}`;
+const bdfOf = (bus: number, dev: number, fn: number, domain = 0) => `${hex(domain, 4)}:${hex(bus, 2)}:${hex(dev, 2)}.${fn}`;
 
 /**
  * Root ports, each with a PCIe switch (upstream port and 8 downstream ports), a dual-port
@@ -51,33 +51,42 @@ export function synthHost(total: number): SynthDevice[] {
   // VFs per PF chosen so that 4,096 functions need a realistic handful of root ports.
   const vfsPerPf = total > 1000 ? 30 : 2;
   let bus = 1;
-  for (let rp = 0; out.length < total && rp < 0x1e; rp++) {
-    const port = bdfOf(0, 1 + rp, 0);
+  // Past 30 root ports or 255 buses (beyond 11,000 functions), the next PCI domain's root bus.
+  let domain = 0;
+  let k = 0;
+  for (let rp = 0; out.length < total; rp++, k++) {
+    if (k === 0x1e || bus + 10 > 0xff) {
+      domain++;
+      k = 0;
+      bus = 1;
+    }
+    const at = (b: number, dev: number, fn: number) => bdfOf(b, dev, fn, domain);
+    const port = at(0, 1 + k, 0);
     const firstBus = bus;
     if (!add({ bdf: port, parent: null, vendor: '8086', device: '347a', class: '060400', driver: 'pcieport' }, group++)) break;
     if (rp % 4 === 3) {
       // A GPU and its HDMI audio function straight below the root port.
       const gpuBus = bus++;
       const g = group++;
-      add({ bdf: bdfOf(gpuBus, 0, 0), parent: port, vendor: '10de', device: '2204', class: '030000', driver: rp % 8 === 3 ? 'vfio-pci' : 'nvidia', vfioDev: rp % 8 === 3 ? `vfio${rp}` : undefined, multifunction: true }, g);
-      add({ bdf: bdfOf(gpuBus, 0, 1), parent: port, vendor: '10de', device: '1aef', class: '040300', driver: rp % 8 === 3 ? 'vfio-pci' : 'snd_hda_intel', vfioDev: rp % 8 === 3 ? `vfio${rp + 100}` : undefined, multifunction: true }, g);
+      add({ bdf: at(gpuBus, 0, 0), parent: port, vendor: '10de', device: '2204', class: '030000', driver: rp % 8 === 3 ? 'vfio-pci' : 'nvidia', vfioDev: rp % 8 === 3 ? `vfio${rp}` : undefined, multifunction: true }, g);
+      add({ bdf: at(gpuBus, 0, 1), parent: port, vendor: '10de', device: '1aef', class: '040300', driver: rp % 8 === 3 ? 'vfio-pci' : 'snd_hda_intel', vfioDev: rp % 8 === 3 ? `vfio${rp + 100}` : undefined, multifunction: true }, g);
       out.find((d) => d.bdf === port)!.secondary = gpuBus;
       out.find((d) => d.bdf === port)!.subordinate = gpuBus;
       continue;
     }
     const upBus = bus++;
-    const up = bdfOf(upBus, 0, 0);
+    const up = at(upBus, 0, 0);
     add({ bdf: up, parent: port, vendor: '10b5', device: '8747', class: '060400', driver: 'pcieport' }, group++);
     const internal = bus++;
     for (let dp = 0; dp < 8 && out.length < total; dp++) {
-      const down = bdfOf(internal, dp, 0);
+      const down = at(internal, dp, 0);
       add({ bdf: down, parent: up, vendor: '10b5', device: '8747', class: '060400', driver: 'pcieport' }, group++);
       const nicBus = bus++;
       const acs = dp % 2 === 0;
       const shared = acs ? -1 : group++;
       const pfs: string[] = [];
       for (let fn = 0; fn < 2; fn++) {
-        const pf = bdfOf(nicBus, 0, fn);
+        const pf = at(nicBus, 0, fn);
         pfs.push(pf);
         add({ bdf: pf, parent: down, vendor: '8086', device: '1572', class: '020000', driver: 'i40e', multifunction: true, sriov: { total: 64, num: vfsPerPf } }, acs ? group++ : shared);
       }
@@ -85,7 +94,7 @@ export function synthHost(total: number): SynthDevice[] {
         const devfn = 0x80 + i;
         const pf = pfs[i % 2]!;
         const driver = i % 3 === 0 ? 'vfio-pci' : i % 3 === 1 ? 'iavf' : null;
-        add({ bdf: bdfOf(nicBus, devfn >> 3, devfn & 7), parent: down, vendor: '8086', device: '154c', class: '020000', driver, physfn: pf, vfioDev: driver === 'vfio-pci' ? `vfio${out.length}` : undefined }, acs ? group++ : shared);
+        add({ bdf: at(nicBus, devfn >> 3, devfn & 7), parent: down, vendor: '8086', device: '154c', class: '020000', driver, physfn: pf, vfioDev: driver === 'vfio-pci' ? `vfio${out.length}` : undefined }, acs ? group++ : shared);
       }
       const dpDev = out.find((d) => d.bdf === down);
       if (dpDev) dpDev.secondary = dpDev.subordinate = nicBus;
@@ -124,7 +133,7 @@ export function writeHost(root: string, devices: readonly SynthDevice[]): void {
   const vfCount = new Map<string, number>();
   const up8 = (h: string) => h.toUpperCase().padStart(8, '0');
   for (const d of devices) {
-    const parentDir = d.parent ? dirOf.get(d.parent) : path.join(sys, 'devices', 'pci0000:00');
+    const parentDir = d.parent ? dirOf.get(d.parent) : path.join(sys, 'devices', `pci${d.bdf.slice(0, 7)}`);
     if (!parentDir) throw new Error(`parent ${d.parent} of ${d.bdf} comes later`);
     const dir = path.join(parentDir, d.bdf);
     dirOf.set(d.bdf, dir);

@@ -37,7 +37,8 @@ export function registerGroups(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action(async (opts: GroupsOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
-      const host = scanHost(s.fs);
+      // The table shows no reset methods, NUMA node, boot VGA or bus numbers: not read for it.
+      const host = scanHost(s.fs, { lean: !s.json });
       let groups = host.groups;
       if (opts.group !== undefined) {
         if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group ${quoteShort(opts.group)}`, 'a group is a non-negative number');

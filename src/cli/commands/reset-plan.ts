@@ -4,7 +4,7 @@ import { planResets, type InUsePredicate } from '../../plan/reset-plan.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import type { Host } from '../../model/types.js';
 import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
-import { scanHost } from '../../sysfs/scan.js';
+import { scanFor } from '../../sysfs/neighbourhood.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { readSlots } from '../../sysfs/slots.js';
 import { openSession, type CliContext } from '../context.js';
@@ -30,7 +30,8 @@ export function registerResetPlan(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action((selectors: string[], _opts: unknown, cmd: Command) => {
       const s = openSession(ctx, cmd);
-      const host = scanHost(s.fs);
+      // The devices' reset scopes (bus, bridges, slots), not the whole host.
+      const host = scanFor(s.fs, selectors, { ids: true, groups: true, resetScope: true });
       const bdfs = resolveSelectors(s.fs, host, selectors, { ids: true, groups: true });
       const use = inUseFrom(s.fs, host);
       const result = planResets({ host, slots: readSlots(s.fs, host), inUse: use.inUse }, bdfs);

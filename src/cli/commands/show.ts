@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { isDriverName, quoteShort } from '../../model/names.js';
 import { bridgeChain, deviceOf, groupOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
-import { readRevision, scanHost } from '../../sysfs/scan.js';
+import { readRevision, type scanHost } from '../../sysfs/scan.js';
+import { scanFor } from '../../sysfs/neighbourhood.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
 import { deviceJson, describeClass, describeDevice, describeSubsystem } from '../render/device-json.js';
@@ -21,7 +22,8 @@ export function registerShow(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
     .action((selector: string, _opts: unknown, cmd: Command) => {
       const s = openSession(ctx, cmd);
-      const host = scanHost(s.fs);
+      // The device's neighbourhood (group, bridges), not the whole host.
+      const host = scanFor(s.fs, [selector], { peers: true });
       const names = s.pciNames();
       const bdf = resolveSelector(s.fs, host, selector)[0]!;
       const d = deviceOf(host, bdf);
