@@ -7,6 +7,7 @@ import { openSession, type CliContext } from '../context.js';
 import { deviceJson, describeClass, describeDevice, describeSubsystem } from '../render/device-json.js';
 import { classDevicesOf } from '../../sysfs/class-devices.js';
 import { viewGroup } from '../render/groups.js';
+import { vfioNodeReader } from '../../sysfs/vfio-nodes.js';
 import { columns } from '../render/table.js';
 
 /** Extra sections other modules contribute to `show` (variant candidates, …). */
@@ -34,14 +35,15 @@ export function registerShow(program: Command, ctx: CliContext): void {
       const { interfaces, blockDevices } = classDevicesOf(s.fs, bdf);
 
       if (s.json) {
+        const nodes = vfioNodeReader(s.fs);
         s.printJson({
-          ...deviceJson(d, names),
+          ...deviceJson(d, names, nodes),
           modalias: d.modalias,
           revision,
           interfaces,
           blockDevices,
           group: view ? { id: view.group.id, viable: view.viable, blockers: view.blockers, reason: view.reason.text, reasonCode: view.reason.code } : null,
-          peers: peers.map((b) => deviceJson(deviceOf(host, b), names)),
+          peers: peers.map((b) => deviceJson(deviceOf(host, b), names, nodes)),
           bridges: chain,
           sriov: { totalVfs: d.sriovTotalVfs, numVfs: d.sriovNumVfs, virtfns: [...d.virtfns], physfn: d.physfn },
           ...Object.assign({}, ...extras.map((e) => e.json)),

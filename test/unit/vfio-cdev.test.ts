@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildTree, tempRoot, type TreeSpec } from '../helpers/tree.js';
+import { cli } from '../helpers/cli.js';
+
+/** Two vfio-bound functions below a root port: 05:00.0 with a cdev (6.6+), 05:00.1 with vfio-dev/ only (6.1-style). */
+const SPEC: TreeSpec = {
+  osrelease: '6.12.0-test',
+  devices: [
+    { bdf: '0000:00:00.0', id: '8086:29c0', class: '060000', group: 0, resetMethods: null },
+    { bdf: '0000:00:04.0', id: '1b36:000c', class: '060400', driver: 'pcieport', group: 12 },
+    { bdf: '0000:05:00.0', parent: '0000:00:04.0', id: '8086:10d3', class: '020000', driver: 'vfio-pci', vfioDev: 'vfio3', cdev: true, enable: 0, group: 13 },
+    { bdf: '0000:05:00.1', parent: '0000:00:04.0', id: '8086:10d3', class: '020000', driver: 'vfio-pci', vfioDev: 'vfio4', enable: 0, group: 13 },
+    { bdf: '0000:00:02.0', id: '8086:10d3', class: '020000', driver: 'e1000e', group: 1 },
+  ],
+  devVfio: [13],
+};
+
+function setup(t: { after: (fn: () => void) => void }, spec: TreeSpec = SPEC): string {
+  const { root, cleanup } = tempRoot('vfioctl-cdev-');
+  t.after(cleanup);
+  return buildTree(root, spec);
+}
+
+test('show --json: group node and cdev of a vfio-bound device; null without a cdev or for a host driver', async (t) => {
+  const root = setup(t);
+  let r = await cli(['show', '05:00.0', '--json'], root);
+  assert.equal(r.code, 0, r.stderr);
+  let doc = r.json();
+  assert.equal(doc.vfioGroupNode, '/dev/vfio/13');
+  assert.equal(doc.vfioCdev, '/dev/vfio/devices/vfio3');
+  // The peer has vfio-dev/vfio4 but no device number: no cdev (a 6.1-6.5 kernel, or CDEV off).
+  assert.equal(doc.peers[0].bdf, '0000:05:00.1');
+  assert.equal(doc.peers[0].vfioGroupNode, '/dev/vfio/13');
+  assert.equal(doc.peers[0].vfioCdev, null);
+  r = await cli(['show', '00:02.0', '--json'], root);
+  doc = r.json();
+  assert.equal(doc.vfioGroupNode, null);
+  assert.equal(doc.vfioCdev, null);
+  // The node itself counts too (a tree with /dev but without the dev attribute).
+  fs.mkdirSync(path.join(root, 'dev/vfio/devices'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'dev/vfio/devices/vfio4'), '');
+  r = await cli(['show', '05:00.1', '--json'], root);
+  assert.equal(r.json().vfioCdev, '/dev/vfio/devices/vfio4');
+});
+
+test('groups --json: every member carries vfioGroupNode and vfioCdev; no group node until the kernel made one', async (t) => {
+  const root = setup(t, { ...SPEC, devVfio: [] });
+  const r = await cli(['groups', '--json'], root);
+  assert.equal(r.code, 0, r.stderr);
+  const members = r.json().groups.flatMap((g: { devices: { bdf: string; vfioGroupNode: string | null; vfioCdev: string | null }[] }) => g.devices);
+  const by = (b: string) => members.find((m: { bdf: string }) => m.bdf === b);
+  assert.equal(by('0000:05:00.0').vfioGroupNode, null, 'no /dev/vfio/13 in this tree');
+  assert.equal(by('0000:05:00.0').vfioCdev, '/dev/vfio/devices/vfio3');
+  assert.equal(by('0000:00:04.0').vfioCdev, null);
+});
