@@ -1,6 +1,8 @@
 import type { Bdf } from '../model/address.js';
 import { isVfioBound } from '../model/host.js';
-import type { PciDevice } from '../model/types.js';
+import type { Host, PciDevice } from '../model/types.js';
+import type { IommufdFacts, VfioHolder } from '../plan/iommufd-reset.js';
+import { kernelRelease } from './scan.js';
 import type { FsRoot } from './fsroot.js';
 import { DEV_VFIO, devicePath } from './paths.js';
 
@@ -58,5 +60,14 @@ export function vfioNodeReader(fs: FsRoot): (d: PciDevice) => VfioNodes {
     let v = cache.get(d.bdf);
     if (!v) cache.set(d.bdf, (v = vfioNodes(fs, d)));
     return v;
+  };
+}
+
+/** The cdev facts the iommufd hot-reset answer needs (src/plan/iommufd-reset.ts). */
+export function iommufdFacts(fs: FsRoot, host: Host, holders: (bdf: Bdf) => readonly VfioHolder[]): IommufdFacts {
+  return {
+    kernelRelease: host.kernelRelease ?? kernelRelease(fs),
+    cdevOf: (bdf) => (vfioDevName(fs, bdf) === null ? 'no-vfio-dev' : vfioCdevName(fs, bdf) === null ? 'no-cdev' : 'cdev'),
+    holders,
   };
 }

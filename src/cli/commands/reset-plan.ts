@@ -3,7 +3,8 @@ import type { Bdf } from '../../model/address.js';
 import { planResets, type InUsePredicate } from '../../plan/reset-plan.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import type { Host } from '../../model/types.js';
-import { hostUseChecker, type HostUse } from '../../sysfs/in-use.js';
+import { hostUseChecker, vfioHolders, type HostUse } from '../../sysfs/in-use.js';
+import { iommufdFacts } from '../../sysfs/vfio-nodes.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { readSlots } from '../../sysfs/slots.js';
@@ -33,7 +34,7 @@ export function registerResetPlan(program: Command, ctx: CliContext): void {
       const host = scanHost(s.fs);
       const bdfs = resolveSelectors(s.fs, host, selectors, { ids: true, groups: true });
       const use = inUseFrom(s.fs, host);
-      const result = planResets({ host, slots: readSlots(s.fs, host), inUse: use.inUse }, bdfs);
+      const result = planResets({ host, slots: readSlots(s.fs, host), inUse: use.inUse, iommufd: iommufdFacts(s.fs, host, vfioHolders(s.fs, host)) }, bdfs);
       if (s.json) s.printJson(resetPlansJson(result, use.findings));
       else s.print(renderResetPlans(result, s.chalk));
     });
