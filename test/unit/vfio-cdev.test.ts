@@ -56,3 +56,32 @@ test('groups --json: every member carries vfioGroupNode and vfioCdev; no group n
   assert.equal(by('0000:05:00.0').vfioCdev, '/dev/vfio/devices/vfio3');
   assert.equal(by('0000:00:04.0').vfioCdev, null);
 });
+
+function holdCdev(root: string, pid: number, node: string): void {
+  fs.mkdirSync(path.join(root, `proc/${pid}/fd`), { recursive: true });
+  fs.writeFileSync(path.join(root, `proc/${pid}/comm`), 'qemu-system-x86\n');
+  fs.symlinkSync('/dev/null', path.join(root, `proc/${pid}/fd/0`));
+  fs.symlinkSync(node, path.join(root, `proc/${pid}/fd/7`));
+}
+
+test('a device whose cdev is held open is in use: unbind refuses (exit 4) instead of hanging; reset-plan reports it', async (t) => {
+  const root = setup(t);
+  holdCdev(root, 4242, '/dev/vfio/devices/vfio3');
+  const r = await cli(['unbind', '05:00.0', '--dry-run', '--json'], root);
+  assert.equal(r.code, 4, r.stdout);
+  const a = r.json().actions.find((x: { bdf: string }) => x.bdf === '0000:05:00.0');
+  assert.equal(a.status, 'refused');
+  assert.match(a.reason, /pid 4242 \(qemu-system-x86\) holds \/dev\/vfio\/devices\/vfio3/);
+  // Without --dry-run nothing is written either.
+  const real = await cli(['unbind', '05:00.0', '--json'], root);
+  assert.equal(real.code, 4);
+  assert.equal(fs.readFileSync(path.join(root, 'sys/bus/pci/devices/0000:05:00.0/driver_override'), 'utf8').trim(), '(null)');
+  // The other function of the card is not held.
+  const other = await cli(['unbind', '05:00.1', '--dry-run', '--json'], root);
+  assert.equal(other.code, 0, other.stdout);
+  const plan = await cli(['reset-plan', '05:00.1', '--json'], root);
+  const held = plan.json().plans[0].hotReset.affected.find((x: { bdf: string }) => x.bdf === '0000:05:00.0');
+  assert.equal(held.inUse, true);
+  assert.deepEqual(held.inUseFindings.map((f: { code: string }) => f.code), ['vfio-open']);
+});
+
