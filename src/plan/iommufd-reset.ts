@@ -45,7 +45,7 @@ export interface IommufdAnswer {
   /** false: the tree shows no cdev support (or cannot tell), and the rest is empty/false. */
   available: boolean;
   unavailableReason: string | null;
-  /** The fewest devices the VMM must bind to its one iommufd context (the caller first). */
+  /** The fewest devices the VMM must bind to its one iommufd context (the caller first); a device still on a host driver must go to vfio-pci first (its not-vfio blocker). */
   open: Bdf[];
   /** VFIO_DEVICE_PCI_HOT_RESET with an empty group list would succeed once `open` is bound. */
   ready: boolean;
@@ -98,16 +98,18 @@ export function iommufdHotReset(host: Host, caller: Bdf, plan: Pick<HotResetPlan
   }
   if (plan.scope === 'none') return { available: true, unavailableReason: null, open: [], ready: false, ownedFlag: false, info: [], blockers };
 
-  const outside = new Set(blockers.filter((b) => b.code !== 'vf-caller' && b.code !== 'root-bus-caller').map((b) => b.bdf));
-  const members = plan.affected.filter((a) => !outside.has(a.bdf) && a.vfio).map((a) => a.bdf);
+  // Bridges and devices of another reset set can never be owned; a device still on a host
+  // driver could be, once bound to vfio-pci (its not-vfio blocker says so), so it is counted.
+  const outside = new Set(blockers.filter((b) => b.code === 'bridge' || b.code === 'other-dev-set').map((b) => b.bdf));
+  const members = plan.affected.filter((a) => !outside.has(a.bdf) && !a.bridge).map((a) => a.bdf);
   // One bound device per IOMMU group makes the rest of the group owned (vfio_iommufd_get_dev_id: -ENOENT).
   const open: Bdf[] = [];
   const groupsBound = new Set<number>();
   for (const b of [caller, ...members.filter((m) => m !== caller).sort(compareBdf)]) {
     const d = host.devices.get(b);
-    if (!d || !isVfioBound(d)) continue;
+    if (!d || d.bridge) continue;
     if (d.iommuGroup === null) {
-      blockers.push({ bdf: b, code: 'no-group', reason: 'vfio-bound without an IOMMU group (noiommu): it cannot be bound to an iommufd context' });
+      blockers.push({ bdf: b, code: 'no-group', reason: 'has no IOMMU group: it cannot be bound to an iommufd context (a noiommu device has no iommufd binding)' });
       continue;
     }
     if (b === caller || !groupsBound.has(d.iommuGroup)) {

@@ -88,7 +88,7 @@ test('iommufd: a device on a host driver, a root-bus caller, and the set analysi
   const planOf = (b: string) => doc.plans.find((p: { device: string }) => p.device === b).hotReset;
   const h = planOf('0000:06:00.0');
   assert.deepEqual(h.iommufd.blockers.map((b: { bdf: string; code: string }) => [b.bdf, b.code]), [['0000:06:00.2', 'not-vfio']]);
-  assert.deepEqual(h.iommufd.open, ['0000:06:00.0']);
+  assert.deepEqual(h.iommufd.open, ['0000:06:00.0', '0000:06:00.2'], 'the e1000e function must go to vfio-pci and be bound too');
   assert.deepEqual(h.iommufd.info.map((i: { devId: string }) => i.devId), ['dev-id', 'owned', 'not-owned']);
   assert.equal(h.iommufd.ownedFlag, false);
   const root2 = planOf('0000:00:02.0');
@@ -98,7 +98,7 @@ test('iommufd: a device on a host driver, a root-bus caller, and the set analysi
   const bus = doc.set.resets.find((r: { scope: string }) => r.scope === 'bus');
   assert.deepEqual(bus.callers, ['0000:06:00.0', '0000:06:00.1']);
   assert.equal(bus.iommufd.ready, false);
-  assert.deepEqual(bus.iommufd.outsideDevices, []);
+  assert.deepEqual(bus.iommufd.outsideDevices, ['0000:06:00.2']);
 });
 
 test('iommufd: the set binds its own member of a shared group', async (t) => {
