@@ -35,6 +35,8 @@ test('show --json: group node and cdev of a vfio-bound device; null without a cd
   assert.equal(doc.peers[0].bdf, '0000:05:00.1');
   assert.equal(doc.peers[0].vfioGroupNode, '/dev/vfio/13');
   assert.equal(doc.peers[0].vfioCdev, null);
+  const text = await cli(['show', '05:00.0'], root);
+  assert.match(text.stdout, /vfio nodes: +group \/dev\/vfio\/13, cdev \/dev\/vfio\/devices\/vfio3/);
   r = await cli(['show', '00:02.0', '--json'], root);
   doc = r.json();
   assert.equal(doc.vfioGroupNode, null);

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { isDriverName, quoteShort } from '../../model/names.js';
-import { bridgeChain, deviceOf, groupOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
+import { bridgeChain, deviceOf, groupOf, isVfioBound, mismatchAdvice, overrideMismatch } from '../../model/host.js';
 import { readRevision, scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
 import { deviceJson, describeClass, describeDevice, describeSubsystem } from '../render/device-json.js';
 import { classDevicesOf } from '../../sysfs/class-devices.js';
 import { viewGroup } from '../render/groups.js';
-import { vfioNodeReader } from '../../sysfs/vfio-nodes.js';
+import { vfioNodeReader, vfioNodes } from '../../sysfs/vfio-nodes.js';
 import { columns } from '../render/table.js';
 
 /** Extra sections other modules contribute to `show` (variant candidates, …). */
@@ -68,6 +68,10 @@ export function registerShow(program: Command, ctx: CliContext): void {
         ['reset methods', d.resetMethodKnown ? d.resetMethods.join(' ') || '(all disabled)' : '(unknown: no reset_method)'],
         ['numa node', d.numaNode === null ? '-' : String(d.numaNode)],
       ];
+      if (isVfioBound(d)) {
+        const n = vfioNodes(s.fs, d);
+        rows.push(['vfio nodes', `group ${n.vfioGroupNode ?? '(none)'}, cdev ${n.vfioCdev ?? '(none)'}`]);
+      }
       if (d.bootVga !== null) rows.push(['boot vga', d.bootVga ? 'yes' : 'no']);
       if (d.physfn) rows.push(['sr-iov pf', d.physfn]);
       if (d.sriovTotalVfs !== null) rows.push(['sr-iov vfs', `${d.sriovNumVfs ?? 0}/${d.sriovTotalVfs}${d.virtfns.length ? ': ' + d.virtfns.join(', ') : ''}`]);
