@@ -87,3 +87,15 @@ test('a device whose cdev is held open is in use: unbind refuses (exit 4) instea
   assert.deepEqual(held.inUseFindings.map((f: { code: string }) => f.code), ['vfio-open']);
 });
 
+
+test('snapshot keeps vfio-dev/X/dev, so a snapshot of a cdev host still shows the cdev', async (t) => {
+  const root = setup(t, { ...SPEC, devVfio: [] });
+  const { root: out, cleanup } = tempRoot('vfioctl-cdev-snap-');
+  t.after(cleanup);
+  const snap = await cli(['snapshot', path.join(out, 'snap')], root);
+  assert.equal(snap.code, 0, snap.stderr);
+  const r = await cli(['show', '05:00.0', '--json'], path.join(out, 'snap'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json().vfioCdev, '/dev/vfio/devices/vfio3');
+  assert.equal(r.json().peers[0].vfioCdev, null);
+});
