@@ -168,6 +168,72 @@ function checkDevVfio(f: DoctorFacts): CheckResult {
   return pass(id, 'permissions-ok', granted.length ? `${summary}; granted to non-root: ${granted.map(owner).join(', ')}` : `${summary}, none accessible to other users`);
 }
 
+const olderThan66 = (release: string | null): boolean | null => {
+  const m = release ? /^(\d+)\.(\d+)/.exec(release) : null;
+  return m ? Number(m[1]) < 6 || (Number(m[1]) === 6 && Number(m[2]) < 6) : null;
+};
+
+/** Where iommufd stands: built in, a loaded module, a module on disk, absent, or unknown. */
+function iommufdState(f: DoctorFacts): 'builtin' | 'loaded' | 'available' | 'absent' | 'unknown' {
+  const i = f.iommufd!;
+  const cfg = i.config?.CONFIG_IOMMUFD;
+  if (i.sysModule || f.modules.iommufd) return i.loadable ? 'loaded' : 'builtin';
+  if (i.builtinListed === true || cfg === 'y') return 'builtin';
+  if (i.depListed === true || cfg === 'm') return 'available';
+  if (i.config !== null || (i.depListed === false && i.builtinListed === false)) return 'absent';
+  return 'unknown';
+}
+
+/** iommufd (kernel.md §1.3): module or built in, /dev/iommu and its mode. */
+function checkIommufd(f: DoctorFacts): CheckResult {
+  const id = 'iommufd';
+  const state = iommufdState(f);
+  const node = f.iommufdNode ? `/dev/iommu is ${f.iommufdNode.uid}:${f.iommufdNode.gid} ${octal(f.iommufdNode.mode)}` : 'no /dev/iommu';
+  if (state === 'builtin' || state === 'loaded') {
+    const what = state === 'builtin' ? 'iommufd is built into the kernel' : 'iommufd is loaded as a module';
+    if (!f.iommufdNode) return warn(id, 'iommufd-no-node', `${what}, but there is no /dev/iommu`, 'check that devtmpfs/udev created /dev/iommu (misc device "iommu"); VFIO cdev users need it');
+    return pass(id, state === 'builtin' ? 'iommufd-builtin' : 'iommufd-loaded', `${what}; ${node}`);
+  }
+  if (state === 'available') return pass(id, 'iommufd-available', `iommufd is a module of this kernel, not loaded (${node}); 'modprobe iommufd' when a VMM wants the cdev interface`);
+  if (state === 'absent') return pass(id, 'iommufd-absent', `this kernel has no iommufd (CONFIG_IOMMUFD off): VFIO is used through groups and the type1 container only`);
+  return pass(id, 'iommufd-unknown', `iommufd is not loaded, and neither the kernel config nor modules.dep/modules.builtin says whether it exists (${node})`);
+}
+
+/** Whether vfio-bound devices offer a cdev (/dev/vfio/devices/vfioX, 6.6+ with CONFIG_VFIO_DEVICE_CDEV). */
+function checkCdev(f: DoctorFacts): CheckResult {
+  const id = 'vfio-cdev';
+  const i = f.iommufd!;
+  const cdevs = Math.max(i.vfioDevCdevs, f.deviceNodes.length);
+  if (cdevs > 0) return pass(id, 'cdev-offered', `${cdevs} vfio device${cdevs === 1 ? '' : 's'} offer${cdevs === 1 ? 's' : ''} a cdev under /dev/vfio/devices: a VMM can use them through iommufd, one device at a time`);
+  const cfg = i.config?.CONFIG_VFIO_DEVICE_CDEV;
+  if (cfg === 'y') return pass(id, 'cdev-supported', 'the kernel is built with CONFIG_VFIO_DEVICE_CDEV; no vfio-bound device offers one yet');
+  if (olderThan66(i.kernelRelease) === true) return pass(id, 'cdev-not-offered', `kernel ${i.kernelRelease} is older than 6.6: no VFIO device cdevs, only group nodes`);
+  if (i.vfioDevEntries > 0 || (i.config !== null && cfg !== 'y')) {
+    return pass(id, 'cdev-not-offered', i.vfioDevEntries > 0
+      ? `${i.vfioDevEntries} vfio device${i.vfioDevEntries === 1 ? '' : 's'} without a cdev (no device number under /sys/class/vfio-dev): the kernel is built without CONFIG_VFIO_DEVICE_CDEV; only group nodes`
+      : 'the kernel is built without CONFIG_VFIO_DEVICE_CDEV: only group nodes');
+  }
+  return pass(id, 'cdev-unknown', 'no vfio-bound device shows whether this kernel offers VFIO device cdevs');
+}
+
+/** Who provides the legacy container /dev/vfio/vfio: VFIO with vfio_iommu_type1, or iommufd's compatibility mode. */
+function checkContainer(f: DoctorFacts): CheckResult {
+  const id = 'vfio-container';
+  const i = f.iommufd!;
+  const cfg = i.config;
+  const node = f.container ? '/dev/vfio/vfio' : 'the container (/dev/vfio/vfio, absent now)';
+  const compat = `${node} is provided by iommufd's compatibility mode (CONFIG_IOMMUFD_VFIO_CONTAINER): group users get iommufd underneath; its allow_unsafe_interrupts is iommufd's, and a non-viable group fails at VFIO_GROUP_GET_DEVICE_FD rather than at VFIO_GROUP_SET_CONTAINER`;
+  if (cfg?.CONFIG_IOMMUFD_VFIO_CONTAINER === 'y') return pass(id, 'container-iommufd', compat);
+  if (f.modules.vfio_iommu_type1 || cfg?.CONFIG_VFIO_CONTAINER === 'y' || cfg?.CONFIG_VFIO_IOMMU_TYPE1 === 'y' || cfg?.CONFIG_VFIO_IOMMU_TYPE1 === 'm') {
+    return pass(id, 'container-type1', `${node} is VFIO's own container, backed by vfio_iommu_type1`);
+  }
+  const state = iommufdState(f);
+  const type1Missing = i.type1DepListed === false && i.type1BuiltinListed !== true;
+  if (type1Missing && (state === 'builtin' || state === 'loaded' || state === 'available')) return pass(id, 'container-iommufd', compat);
+  if (i.type1DepListed === true || i.type1BuiltinListed === true) return pass(id, 'container-type1', `${node} is VFIO's own container, backed by vfio_iommu_type1 (loaded on first use)`);
+  return pass(id, 'container-unknown', `cannot tell whether ${node} comes from vfio_iommu_type1 or iommufd (no kernel config, modules.dep or loaded module says)`);
+}
+
 /** Every check, in a fixed order. Pure: facts in, results out. */
 export function runChecks(f: DoctorFacts): CheckResult[] {
   const params = parseCmdline(f.cmdline);
@@ -184,5 +250,7 @@ export function runChecks(f: DoctorFacts): CheckResult[] {
     checkAcsOverride(params),
     checkNoiommu(f),
     checkDevVfio(f),
+    // Appended: older fact sets (without iommufd) keep their list.
+    ...(f.iommufd ? [checkIommufd(f), checkCdev(f), checkContainer(f)] : []),
   ];
 }

@@ -39,4 +39,27 @@ export interface DoctorFacts {
   readonly deviceNodes: readonly NodeFact[];
   /** /dev/iommu. */
   readonly iommufdNode: NodeFact | undefined;
+  /** iommufd and the cdev interface (optional: absent in older fact sets means "not looked at"). */
+  readonly iommufd?: IommufdFacts;
+}
+
+export interface IommufdFacts {
+  /** Kernel release from the root, null when unknown. */
+  readonly kernelRelease: string | null;
+  /** /sys/module/iommufd exists; with `initstate` it is a loadable module, without it built in. */
+  readonly sysModule: boolean;
+  readonly loadable: boolean;
+  /** modules.builtin / modules.dep of the release list iommufd (null: file missing). */
+  readonly builtinListed: boolean | null;
+  readonly depListed: boolean | null;
+  /** The same for vfio_iommu_type1 (the legacy container's backend). */
+  readonly type1DepListed: boolean | null;
+  readonly type1BuiltinListed: boolean | null;
+  /** CONFIG_ lines of /boot/config-RELEASE or /proc/config.gz text, when readable: name → value. */
+  readonly config: Readonly<Record<string, string>> | null;
+  /** /sys/class/vfio-dev entries, and how many of them have a device number (a cdev). */
+  readonly vfioDevEntries: number;
+  readonly vfioDevCdevs: number;
+  /** /dev/vfio/devices exists. */
+  readonly devVfioDevices: boolean;
 }

@@ -10,7 +10,7 @@ import type { Host, PciDevice } from '../model/types.js';
 
 export type ActionStatus = 'planned' | 'bound' | 'unbound' | 'unchanged' | 'refused' | 'failed' | 'rolled-back';
 
-export type RefusalCode = 'bridge' | 'variant-mismatch' | 'group' | 'in-use' | 'no-iommu-group' | 'sriov-vfs' | 'not-attempted';
+export type RefusalCode = 'bridge' | 'variant-mismatch' | 'module-missing' | 'group' | 'in-use' | 'no-iommu-group' | 'sriov-vfs' | 'not-attempted';
 
 /** A host-use finding as the planner needs it (matches sysfs/in-use HostUse). */
 export interface UseFinding {
@@ -26,6 +26,8 @@ export interface DriverChoice {
   readonly registered: boolean;
   /** One of the module's vfio_pci aliases matches the device (always true for vfio-pci). */
   readonly matches: boolean;
+  /** Not registered, and its module is known not to be on disk (modules.dep, modules.builtin, /sys/module): loading it would fail. */
+  readonly missing?: boolean;
 }
 
 export interface PlannedAction {
@@ -144,7 +146,7 @@ export function planBind(input: BindInput): Plan {
     const refuse = (code: RefusalCode, reason: string): PlannedAction => ({ ...base, kind: 'refused', refusal: code, reason });
 
     if (d.bridge) return refuse('bridge', 'a bridge cannot be bound to a vfio driver (the kernel refuses it with EINVAL); bind the endpoints behind it');
-    if (!choice) return refuse('variant-mismatch', 'no vfio driver can be chosen for this device (no modalias)');
+    if (!choice) return refuse('variant-mismatch', 'no vfio driver can be chosen for this device (no modalias, and its ids are unknown)');
     if (d.driver === choice.driver) return { ...base, kind: 'unchanged', refusal: null, reason: `already bound to ${choice.driver}` };
     if (input.keepVfio && base.fromVfio) {
       return { ...base, to: d.driver, kind: 'unchanged', refusal: null, reason: `already bound to ${d.driver} (a vfio driver; name --variant ${choice.driver} to switch)` };
@@ -154,6 +156,10 @@ export function planBind(input: BindInput): Plan {
     if (!choice.matches) {
       checks.push(refuseOrWarn(force, 'variant-mismatch',
         `${choice.driver} does not support ${d.vendorId}:${d.deviceId}: no vfio_pci alias of module ${choice.module ?? choice.driver} matches its modalias, and the kernel would bind it anyway`, warnings));
+    }
+    if (choice.missing) {
+      checks.push(refuseOrWarn(force, 'module-missing',
+        `module ${choice.module ?? choice.driver} is named in modules.alias but is not installed for this kernel (not loaded, not built in, no .ko in modules.dep), so loading it would fail; install it or name another driver with --variant`, warnings));
     }
     const blockers = d.iommuGroup === null ? undefined : blockersOf.get(d.iommuGroup);
     if (blockers) {

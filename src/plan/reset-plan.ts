@@ -6,6 +6,7 @@ import { bdfParts, busOf, compareBdf, type Bdf } from '../model/address.js';
 import { isVfioBound } from '../model/host.js';
 import { noBusResetQuirk } from '../model/quirks.js';
 import type { Host, PciDevice, PciSlot } from '../model/types.js';
+import { iommufdHotReset, type IommufdAnswer, type IommufdFacts } from './iommufd-reset.js';
 
 /** true/false, or the ways the host uses the device ([] = not in use). */
 export type InUsePredicate = (bdf: Bdf) => boolean | readonly string[];
@@ -63,6 +64,8 @@ export interface HotResetPlan {
   changeCode: ChangeCode | null;
   /** Some blocker cannot be fixed by binding devices or assigning groups. */
   impossible: boolean;
+  /** The same reset through an iommufd context with an empty group list (src/plan/iommufd-reset.ts). */
+  iommufd: IommufdAnswer;
 }
 
 export interface ResetPlan {
@@ -89,6 +92,8 @@ export interface PlanInput {
   host: Host;
   slots: readonly PciSlot[];
   inUse: InUsePredicate;
+  /** What the tree shows about cdevs and their holders; without it the iommufd answer is unavailable. */
+  iommufd?: IommufdFacts;
 }
 
 /** Hotplug drivers that implement reset_slot (kernel.md §5.1). */
@@ -317,7 +322,7 @@ function blockersFor(t: Topology, d: PciDevice, s: Scope, affected: readonly Aff
 }
 
 /** The stable word for changeFor's sentence (the same decision order). */
-function changeCodeFor(t: Topology, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible'>): ChangeCode | null {
+function changeCodeFor(t: Topology, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible' | 'iommufd'>): ChangeCode | null {
   if (plan.ready) return null;
   const codes = new Set(plan.blockers.map((b) => b.code));
   if (codes.has('no-hot-reset')) return 'no-hot-reset';
@@ -329,7 +334,7 @@ function changeCodeFor(t: Topology, plan: Omit<HotResetPlan, 'change' | 'changeC
 }
 
 /** Words for what would have to change; null when nothing has to. */
-function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible'>, functionMethods: readonly string[]): string | null {
+function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' | 'changeCode' | 'impossible' | 'iommufd'>, functionMethods: readonly string[]): string | null {
   if (plan.ready) return null;
   const fallback = functionMethods.length
     ? `vfio-pci still resets ${d.bdf} alone with ${functionMethods.join('/')} on open and close`
@@ -365,7 +370,9 @@ function changeFor(t: Topology, d: PciDevice, plan: Omit<HotResetPlan, 'change' 
 
 const STRUCTURAL: ReadonlySet<BlockerCode> = new Set(['no-hot-reset', 'vf-caller', 'root-bus-caller', 'bridge', 'other-dev-set', 'no-group']);
 
-function planOne(t: Topology, d: PciDevice, inUse: InUsePredicate): ResetPlan {
+const NOT_LOOKED: IommufdAnswer = { available: false, unavailableReason: 'the cdev interface was not looked at', open: [], ready: false, ownedFlag: false, info: [], blockers: [] };
+
+function planOne(t: Topology, d: PciDevice, inUse: InUsePredicate, facts: IommufdFacts | undefined): ResetPlan {
   const functionResetMethods = d.resetMethods.filter((m) => !BUS_METHODS.has(m));
   const s = decideScope(t, d);
   const affected = s.devices.map((x) => affectedEntry(t, x, inUse));
@@ -379,7 +386,8 @@ function planOne(t: Topology, d: PciDevice, inUse: InUsePredicate): ResetPlan {
     resetMethodKnown: d.resetMethodKnown,
     functionReset: functionResetMethods.length > 0,
     functionResetMethods,
-    hotReset: { ...base, change: changeFor(t, d, base, functionResetMethods), changeCode: changeCodeFor(t, base), impossible: blockers.some((b) => STRUCTURAL.has(b.code)) },
+    hotReset: { ...base, change: changeFor(t, d, base, functionResetMethods), changeCode: changeCodeFor(t, base), impossible: blockers.some((b) => STRUCTURAL.has(b.code)),
+      iommufd: facts ? iommufdHotReset(t.host, d.bdf, base, facts) : NOT_LOOKED },
   };
 }
 
@@ -403,6 +411,24 @@ export interface SetReset {
   reason: string;
   /** The scope's reasonCode, or for an impossible reset the changeCode that says why. */
   reasonCode: ScopeReasonCode | ChangeCode;
+  /** The iommufd answer of the best caller (ready first), with the devices to bind taken from the set where a group allows. */
+  iommufd: SetIommufd;
+}
+
+export interface SetIommufd extends IommufdAnswer {
+  /** Devices of `open` that are not in the set: the VM would have to bind them too. */
+  outsideDevices: Bdf[];
+}
+
+function setIommufd(host: Host, set: readonly Bdf[], a: IommufdAnswer): SetIommufd {
+  // One bound device per group owns the group: prefer the set's own member of that group.
+  const open = a.open.map((b, i) => {
+    if (i === 0 || set.includes(b)) return b;
+    const g = host.devices.get(b)?.iommuGroup;
+    return set.find((x) => host.devices.get(x)?.iommuGroup === g) ?? b;
+  });
+  const info = a.info.map((e) => ({ bdf: e.bdf, devId: e.devId === 'not-owned' ? e.devId : open.includes(e.bdf) ? 'dev-id' as const : 'owned' as const }));
+  return { ...a, open, info, outsideDevices: open.filter((b) => !set.includes(b)) };
 }
 
 export interface SetAnalysis {
@@ -441,6 +467,7 @@ export function analyseSet(host: Host, plans: readonly ResetPlan[]): SetAnalysis
       prev.possible ||= possible;
       prev.byItself = prev.possible && prev.outsideGroups.length === 0 && prev.outsideDevices.length === 0;
       prev.ready ||= h.ready;
+      if (h.iommufd.ready && !prev.iommufd.ready) prev.iommufd = setIommufd(host, devices, h.iommufd);
       continue;
     }
     merged.set(key, {
@@ -457,6 +484,7 @@ export function analyseSet(host: Host, plans: readonly ResetPlan[]): SetAnalysis
       ready: h.ready,
       reason: h.scope === 'none' ? h.reason : possible ? h.reason : h.change ?? h.reason,
       reasonCode: h.scope === 'none' || possible ? h.reasonCode : h.changeCode ?? h.reasonCode,
+      iommufd: setIommufd(host, devices, h.iommufd),
     });
   }
   const resets = [...merged.values()];
@@ -483,7 +511,7 @@ export function planResets(input: PlanInput, bdfs: readonly Bdf[]): ResetPlans {
   const plans = bdfs.map((b) => {
     const d = input.host.devices.get(b);
     if (!d) throw new Error(`device ${b} is not in the scan`);
-    return planOne(t, d, input.inUse);
+    return planOne(t, d, input.inUse, input.iommufd);
   });
   return { plans, slotReading: t.reading, set: plans.length > 1 ? analyseSet(input.host, plans) : null };
 }

@@ -44,14 +44,77 @@ export function vfioModalias(modalias: string | null): string | null {
 
 const patternCache = new Map<string, RegExp>();
 
-/** fnmatch with `*` as the only wildcard, as depmod/kmod apply these aliases. */
+const escapeRe = (c: string) => c.replace(/[.*+?^${}()|[\]\\\/-]/g, '\\$&');
+
+/**
+ * fnmatch(3) without flags, as kmod matches modules.alias patterns: `*` any run, `?` any one
+ * character, `[...]` a set with ranges, `[!...]` (or `[^...]`) its complement, `\` quoting the
+ * next character. A `[` without its `]` is a literal `[`, as glibc treats it.
+ */
+export function fnmatchRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '[\\s\\S]*';
+    else if (c === '?') re += '[\\s\\S]';
+    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]!);
+    else if (c === '[') {
+      // Find the closing bracket: a `]` right after `[`, `[!` or `[^` is a member.
+      let j = i + 1;
+      const negate = pattern[j] === '!' || pattern[j] === '^';
+      if (negate) j++;
+      if (pattern[j] === ']') j++;
+      while (j < pattern.length && pattern[j] !== ']') j++;
+      if (j >= pattern.length) { re += '\\['; continue; }
+      const body = pattern.slice(i + 1 + (negate ? 1 : 0), j);
+      let set = '';
+      for (let k = 0; k < body.length; k++) {
+        if (body[k + 1] === '-' && k + 2 < body.length) { set += `${escapeRe(body[k]!)}-${escapeRe(body[k + 2]!)}`; k += 2; }
+        else set += escapeRe(body[k]!);
+      }
+      re += `[${negate ? '^' : ''}${set}]`;
+      i = j;
+    } else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** Whether a modules.alias pattern matches the subject, with fnmatch's `*`, `?` and brackets (kmod). */
 export function aliasMatches(pattern: string, subject: string): boolean {
   let re = patternCache.get(pattern);
   if (!re) {
-    re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+    re = fnmatchRegExp(pattern);
     patternCache.set(pattern, re);
   }
   return re.test(subject);
+}
+
+const hex = (h: string | null, digits: number) => (h ?? '').toUpperCase().padStart(digits, '0');
+
+/**
+ * The modalias the kernel would print (drivers/pci/pci-sysfs.c modalias_show:
+ * `pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X`) from the id attributes, for a device whose
+ * tree has no modalias file. Null when the subsystem ids are unknown too.
+ */
+export function modaliasFromIds(d: { vendorId: string; deviceId: string; subsystemVendorId: string | null; subsystemDeviceId: string | null; classCode: string }): string | null {
+  if (d.subsystemVendorId === null || d.subsystemDeviceId === null || !/^[0-9a-f]{6}$/i.test(d.classCode)) return null;
+  const c = d.classCode;
+  return `pci:v${hex(d.vendorId, 8)}d${hex(d.deviceId, 8)}sv${hex(d.subsystemVendorId, 8)}sd${hex(d.subsystemDeviceId, 8)}bc${hex(c.slice(0, 2), 2)}sc${hex(c.slice(2, 4), 2)}i${hex(c.slice(4, 6), 2)}`;
+}
+
+/** The modalias to match: the device's own, else the one built from its ids. */
+export function matchModalias(d: { modalias: string | null } & Parameters<typeof modaliasFromIds>[0]): string | null {
+  return d.modalias ?? modaliasFromIds(d);
+}
+
+/** A module's presence on disk: true, false, or null when the tree cannot tell (no modules.dep). */
+export type ModulePresence = (module: string) => boolean | null;
+
+/** The ranked candidates with the first one whose module is present (or not known missing) first. */
+export function preferPresent(ranked: readonly VfioAlias[], present: ModulePresence): VfioAlias[] {
+  const i = ranked.findIndex((a) => present(a.module) !== false);
+  if (i <= 0) return [...ranked];
+  return [ranked[i]!, ...ranked.slice(0, i), ...ranked.slice(i + 1)];
 }
 
 /** Matching aliases, most specific first (fewest wildcards, then file order). */

@@ -34,7 +34,8 @@ function copyDevice(w: SnapshotWriter, bdf: string, present: PresentId[]): void 
   const id = (name: string) => w.readAttr(`${target}/${name}`)?.trim().replace(/^0x/, '').toLowerCase() ?? null;
   present.push({ vendor: id('vendor') ?? '', device: id('device') ?? '', subVendor: id('subsystem_vendor'), subDevice: id('subsystem_device') });
   const vfio = `${target}/vfio-dev`;
-  for (const name of w.list(vfio)) w.mkdir(`${vfio}/${name}`);
+  // With its `dev` attribute: a device number there is how a tree shows the device's cdev (6.6+).
+  for (const name of w.list(vfio)) w.attrs(`${vfio}/${name}`, ['dev']);
   for (const name of w.list(target)) {
     // PCIe port services (BDF:pcieNNN): their driver link says whether pciehp owns the port.
     if (name.startsWith(`${bdf}:pcie`) && w.isDir(`${target}/${name}`)) w.attrs(`${target}/${name}`, [], [/^driver$/]);

@@ -3,10 +3,10 @@ import type { Bdf } from '../model/address.js';
 import { deviceOf, groupOf } from '../model/host.js';
 import type { Host } from '../model/types.js';
 import type { DriverChoice } from '../plan/bind-plan.js';
-import { CATCH_ALL_MODULE, isVariantModule, moduleMatches, rankWithFallback, type VfioAlias } from '../plan/variant.js';
+import { CATCH_ALL_MODULE, isVariantModule, matchModalias, moduleMatches, preferPresent, rankWithFallback, type ModulePresence, type VfioAlias } from '../plan/variant.js';
 import type { FsRoot } from './fsroot.js';
 import { hostUseChecker, type HostUse } from './in-use.js';
-import { driverOfModule, driverRegistered, moduleOfDriver, readVfioAliases, resolveDriverName } from './modules.js';
+import { driverOfModule, driverRegistered, moduleOfDriver, modulePresence, readVfioAliases, resolveDriverName } from './modules.js';
 import { resolveSelector } from './selectors.js';
 
 /**
@@ -43,12 +43,26 @@ export function noiommuEnabled(fs: FsRoot): boolean {
   return /^[Y1]/.test(fs.read('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode')?.trim() ?? '');
 }
 
-/** What `auto` means for one device: its most specific vfio_pci alias (vfio-pci's catch-all last). The one definition. */
-export function autoDriver(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, bdf: Bdf): { driver: string; module: string; loaded: boolean } | undefined {
-  const best = rankWithFallback(aliases ?? [], deviceOf(host, bdf).modalias)[0];
+const presenceCache = new WeakMap<FsRoot, Map<string, ModulePresence>>();
+
+/** Whether a module is on disk for the host's kernel (src/sysfs/modules.ts), read once per root and release. */
+export function presenceOf(fs: FsRoot, host: Host): ModulePresence {
+  const byRelease = presenceCache.get(fs) ?? presenceCache.set(fs, new Map()).get(fs)!;
+  const key = host.kernelRelease ?? '';
+  return byRelease.get(key) ?? byRelease.set(key, modulePresence(fs, host.kernelRelease)).get(key)!;
+}
+
+/**
+ * What `auto` means for one device: its most specific vfio_pci alias (vfio-pci's catch-all
+ * last), skipping modules known to be missing on disk (modules.alias can name a module that
+ * is not installed). The one definition.
+ */
+export function autoDriver(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, bdf: Bdf): { driver: string; module: string; loaded: boolean; missing: boolean } | undefined {
+  const present = presenceOf(fs, host);
+  const best = preferPresent(rankWithFallback(aliases ?? [], matchModalias(deviceOf(host, bdf))), present)[0];
   if (!best) return undefined;
   const { driver, loaded } = driverOfModule(fs, best.module);
-  return { driver, module: best.module, loaded };
+  return { driver, module: best.module, loaded, missing: present(best.module) === false };
 }
 
 /** A named driver (--variant, an apply entry), resolved; exit 3 when nothing has that name. */
@@ -63,7 +77,9 @@ export function chooseDrivers(fs: FsRoot, host: Host, aliases: readonly VfioAlia
   const choices = new Map<Bdf, DriverChoice>();
   const auto = (bdf: Bdf): DriverChoice | undefined => {
     const a = autoDriver(fs, host, aliases, bdf);
-    return a && { driver: a.driver, module: a.module, registered: driverRegistered(fs, a.driver), matches: true };
+    if (!a) return undefined;
+    const registered = driverRegistered(fs, a.driver);
+    return { driver: a.driver, module: a.module, registered, matches: true, missing: !registered && a.missing };
   };
   const named = variant === 'auto' ? undefined : namedDriver(fs, aliases, variant);
   for (const bdf of selected) {
@@ -73,7 +89,8 @@ export function chooseDrivers(fs: FsRoot, host: Host, aliases: readonly VfioAlia
       continue;
     }
     const isCatchAll = named.module === CATCH_ALL_MODULE || named.driver === 'vfio-pci';
-    choices.set(bdf, { ...named, matches: isCatchAll || (named.module !== null && moduleMatches(aliases ?? [], named.module, deviceOf(host, bdf).modalias)) });
+    const missing = !named.registered && named.module !== null && presenceOf(fs, host)(named.module) === false;
+    choices.set(bdf, { ...named, missing, matches: isCatchAll || (named.module !== null && moduleMatches(aliases ?? [], named.module, matchModalias(deviceOf(host, bdf)))) });
   }
   // Peers brought in by --group get their own best match, whatever --variant says.
   for (const bdf of peers) {

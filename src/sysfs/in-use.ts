@@ -83,16 +83,19 @@ function readMounts(fs: FsRoot): Mount[] {
   return lines(fs, MOUNTS).map((l) => { const f = l.split(' '); return { dev: undefined, point: f[1], source: f[0] }; });
 }
 
-/** Open files of every process: link target → `pid N (comm)` holders. */
-function readOpenFiles(fs: FsRoot): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+interface Holder { pid: number; comm: string }
+const holderText = (h: Holder) => `pid ${h.pid} (${h.comm})`;
+
+/** Open /dev/vfio files of every process: link target → holders. */
+function readOpenFiles(fs: FsRoot): Map<string, Holder[]> {
+  const out = new Map<string, Holder[]>();
   for (const pid of fs.list('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const fdDir = `/proc/${pid}/fd`;
     const targets = new Set(fs.list(fdDir).map((fd) => fs.readLink(`${fdDir}/${fd}`)).filter((t): t is string => t !== undefined && t.startsWith(DEV_VFIO + '/')));
     if (targets.size === 0) continue;
     const comm = fs.read(`/proc/${pid}/comm`)?.trim() ?? '?';
-    for (const t of targets) (out.get(t) ?? out.set(t, []).get(t)!).push(`pid ${pid} (${comm})`);
+    for (const t of targets) (out.get(t) ?? out.set(t, []).get(t)!).push({ pid: Number(pid), comm });
   }
   return out;
 }
@@ -162,7 +165,7 @@ export function hostUseChecker(fs: FsRoot, host: Host): (bdf: Bdf) => HostUse[] 
     const vfioDev = readVfioDevName(fs, bdf);
     if (vfioDev !== null) nodes.push(`${DEV_VFIO}/devices/${vfioDev}`);
     const holders = new Map<string, string[]>();
-    for (const node of nodes) for (const who of openFiles().get(node) ?? []) (holders.get(who) ?? holders.set(who, []).get(who)!).push(node);
+    for (const node of nodes) for (const who of (openFiles().get(node) ?? []).map(holderText)) (holders.get(who) ?? holders.set(who, []).get(who)!).push(node);
     for (const [who, held] of holders) out.push({ code: 'vfio-open', detail: `${who} holds ${held.join(', ')}` });
     return out;
   };
@@ -183,4 +186,24 @@ export function hostUseChecker(fs: FsRoot, host: Host): (bdf: Bdf) => HostUse[] 
 /** Every reason not to take this device's driver away, empty when none is found. */
 export function hostUse(fs: FsRoot, host: Host, bdf: Bdf): HostUse[] {
   return hostUseChecker(fs, host)(bdf);
+}
+
+/**
+ * Which processes hold a vfio-bound device's group node or cdev open (a cdev open is a
+ * /proc/PID/fd link to /dev/vfio/devices/vfioX; the device fd of a group user is an anonymous
+ * inode, so the group node stands for it). For the iommufd hot-reset answer.
+ */
+export function vfioHolders(fs: FsRoot, host: Host): (bdf: Bdf) => { pid: number; via: 'group' | 'cdev' }[] {
+  const openFiles = lazy(() => readOpenFiles(fs));
+  return (bdf) => {
+    const d = host.devices.get(bdf);
+    if (!d || !isVfioBound(d)) return [];
+    const out: { pid: number; via: 'group' | 'cdev' }[] = [];
+    if (d.iommuGroup !== null) {
+      for (const node of [`${DEV_VFIO}/${d.iommuGroup}`, `${DEV_VFIO}/noiommu-${d.iommuGroup}`]) for (const h of openFiles().get(node) ?? []) out.push({ pid: h.pid, via: 'group' });
+    }
+    const vfioDev = readVfioDevName(fs, bdf);
+    if (vfioDev !== null) for (const h of openFiles().get(`${DEV_VFIO}/devices/${vfioDev}`) ?? []) out.push({ pid: h.pid, via: 'cdev' });
+    return out;
+  };
 }

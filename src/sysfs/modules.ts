@@ -2,7 +2,7 @@ import type { FsRoot } from './fsroot.js';
 import { usageError } from '../errors.js';
 import { driverNameProblem, isDriverName, quoteShort } from '../model/names.js';
 import { driverPath, isReleaseName, moduleDriversPath, modulesAliasPath } from './paths.js';
-import { normalizeModuleName, parseVfioAliases, type VfioAlias } from '../plan/variant.js';
+import { normalizeModuleName, parseVfioAliases, type ModulePresence, type VfioAlias } from '../plan/variant.js';
 
 /**
  * Module and driver names as the running kernel (or the tree under --root) shows them
@@ -106,3 +106,40 @@ export function resolveDriverName(fs: FsRoot, name: string, aliases: readonly Vf
   return undefined;
 }
 
+
+const KO = /\.ko(\.(xz|gz|zst))?$/;
+
+/** `kernel/drivers/vfio/pci/mlx5/mlx5-vfio-pci.ko.xz` → `mlx5_vfio_pci`. */
+const moduleOfPath = (p: string) => normalizeModuleName((p.split('/').pop() ?? '').replace(KO, ''));
+
+/**
+ * Whether a module can be loaded on the root's kernel: it is loaded (`/sys/module/M`), built in
+ * (`modules.builtin`), or listed in `modules.dep` with its `.ko` file present. A module that
+ * modules.alias names but none of these knows would make modprobe fail at bind time. Without
+ * modules.dep the answer is null (unknown) for modules neither loaded nor built in.
+ */
+export function modulePresence(fs: FsRoot, release: string | null): ModulePresence {
+  const valid = release !== null && isReleaseName(release);
+  const dir = `/lib/modules/${valid ? release : 'unknown'}`;
+  const dep = valid ? fs.readText(`${dir}/modules.dep`) : undefined;
+  const builtin = valid ? fs.readText(`${dir}/modules.builtin`) : undefined;
+  const files = new Map<string, string>();
+  for (const line of (dep ?? '').split('\n')) {
+    const file = line.split(':')[0]?.trim() ?? '';
+    if (!KO.test(file) || file.split('/').includes('..')) continue;
+    files.set(moduleOfPath(file), file.startsWith('/') ? file : `${dir}/${file}`);
+  }
+  const builtins = new Set((builtin ?? '').split('\n').map((l) => l.trim()).filter((l) => KO.test(l)).map(moduleOfPath));
+  const cache = new Map<string, boolean | null>();
+  return (module) => {
+    const m = normalizeModuleName(module);
+    let v = cache.get(m);
+    if (v !== undefined) return v;
+    if (isDriverName(m) && fs.isDir(`/sys/module/${m}`)) v = true;
+    else if (builtins.has(m)) v = true;
+    else if (dep === undefined) v = null;
+    else { const f = files.get(m); v = f !== undefined && fs.exists(f); }
+    cache.set(m, v);
+    return v;
+  };
+}

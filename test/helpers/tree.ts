@@ -34,6 +34,8 @@ export interface DevSpec {
   subordinateBus?: number;
   /** Creates vfio-dev/<name> (bound to a vfio-family driver). */
   vfioDev?: string;
+  /** With vfioDev: the kernel has a device cdev for it (6.6+ CONFIG_VFIO_DEVICE_CDEV): vfio-dev/<name>/dev. */
+  cdev?: boolean;
   revision?: string;
   enable?: number;
 }
@@ -186,6 +188,7 @@ function writeDevice(root: string, spec: TreeSpec, d: DevSpec): void {
     link(path.join(root, 'sys/bus/pci/drivers', d.driver, d.bdf), dir);
   }
   if (d.vfioDev) fs.mkdirSync(path.join(dir, 'vfio-dev', d.vfioDev), { recursive: true });
+  if (d.vfioDev && d.cdev) w(path.join(dir, 'vfio-dev', d.vfioDev, 'dev'), `${511}:${d.vfioDev.replace(/\D/g, '')}\n`);
   if (d.group !== undefined) {
     const gdir = path.join(root, 'sys/kernel/iommu_groups', String(d.group));
     fs.mkdirSync(path.join(gdir, 'devices'), { recursive: true });

@@ -112,8 +112,8 @@ test('variants --json: ranked candidates, alias, wildcards, chosen; show lists t
   assert.equal(e1000e.bdf, '0000:01:00.0');
   assert.equal(e1000e.modalias, 'pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00');
   assert.deepEqual(e1000e.candidates, [
-    { module: 'vfio_pci_lab', driver: 'vfio_pci_lab', alias: 'vfio_pci:v00008086d000010D3sv*sd*bc*sc*i*', wildcards: 5, loaded: true },
-    { module: 'vfio_pci', driver: 'vfio-pci', alias: 'vfio_pci:v*d*sv*sd*bc*sc*i*', wildcards: 7, loaded: true },
+    { module: 'vfio_pci_lab', driver: 'vfio_pci_lab', alias: 'vfio_pci:v00008086d000010D3sv*sd*bc*sc*i*', wildcards: 5, loaded: true, present: true },
+    { module: 'vfio_pci', driver: 'vfio-pci', alias: 'vfio_pci:v*d*sv*sd*bc*sc*i*', wildcards: 7, loaded: true, present: true },
   ]);
   assert.equal(e1000e.chosen, 'vfio_pci_lab');
   assert.deepEqual([nvme.chosen, nvme.chosenDriver], ['vfio_pci', 'vfio-pci']);

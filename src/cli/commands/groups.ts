@@ -6,6 +6,7 @@ import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
 import { PROC_CMDLINE } from '../../sysfs/paths.js';
 import { openSession, type CliContext } from '../context.js';
+import { vfioNodeReader } from '../../sysfs/vfio-nodes.js';
 import { groupJson, renderGroups, renderGroupsTable, viewGroup } from '../render/groups.js';
 import { noIommuMessage } from '../first-minute.js';
 
@@ -59,7 +60,8 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       const names = s.pciNames();
       const noIommu = host.iommuPresent ? null : noIommuMessage(ctx, s.fs.root, s.fs.read(PROC_CMDLINE) ?? '');
       if (s.json) {
-        s.printJson({ iommuPresent: host.iommuPresent, groups: views.map((v) => groupJson(host, v, names)), ...(noIommu ? { hint: noIommu.hint } : {}) });
+        const nodes = vfioNodeReader(s.fs);
+        s.printJson({ iommuPresent: host.iommuPresent, groups: views.map((v) => groupJson(host, v, names, nodes)), ...(noIommu ? { hint: noIommu.hint } : {}) });
         return;
       }
       if (noIommu) {

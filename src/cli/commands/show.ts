@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { isDriverName, quoteShort } from '../../model/names.js';
-import { bridgeChain, deviceOf, groupOf, mismatchAdvice, overrideMismatch } from '../../model/host.js';
+import { bridgeChain, deviceOf, groupOf, isVfioBound, mismatchAdvice, overrideMismatch } from '../../model/host.js';
 import { readRevision, type scanHost } from '../../sysfs/scan.js';
 import { scanFor } from '../../sysfs/neighbourhood.js';
 import { resolveSelector } from '../../sysfs/selectors.js';
@@ -8,6 +8,7 @@ import { openSession, type CliContext } from '../context.js';
 import { deviceJson, describeClass, describeDevice, describeSubsystem } from '../render/device-json.js';
 import { classDevicesOf } from '../../sysfs/class-devices.js';
 import { viewGroup } from '../render/groups.js';
+import { vfioNodeReader, vfioNodes } from '../../sysfs/vfio-nodes.js';
 import { columns } from '../render/table.js';
 
 /** Extra sections other modules contribute to `show` (variant candidates, …). */
@@ -36,14 +37,15 @@ export function registerShow(program: Command, ctx: CliContext): void {
       const { interfaces, blockDevices } = classDevicesOf(s.fs, bdf);
 
       if (s.json) {
+        const nodes = vfioNodeReader(s.fs);
         s.printJson({
-          ...deviceJson(d, names),
+          ...deviceJson(d, names, nodes),
           modalias: d.modalias,
           revision,
           interfaces,
           blockDevices,
           group: view ? { id: view.group.id, viable: view.viable, blockers: view.blockers, reason: view.reason.text, reasonCode: view.reason.code } : null,
-          peers: peers.map((b) => deviceJson(deviceOf(host, b), names)),
+          peers: peers.map((b) => deviceJson(deviceOf(host, b), names, nodes)),
           bridges: chain,
           sriov: { totalVfs: d.sriovTotalVfs, numVfs: d.sriovNumVfs, virtfns: [...d.virtfns], physfn: d.physfn },
           ...Object.assign({}, ...extras.map((e) => e.json)),
@@ -68,6 +70,10 @@ export function registerShow(program: Command, ctx: CliContext): void {
         ['reset methods', d.resetMethodKnown ? d.resetMethods.join(' ') || '(all disabled)' : '(unknown: no reset_method)'],
         ['numa node', d.numaNode === null ? '-' : String(d.numaNode)],
       ];
+      if (isVfioBound(d)) {
+        const n = vfioNodes(s.fs, d);
+        rows.push(['vfio nodes', `group ${n.vfioGroupNode ?? '(none)'}, cdev ${n.vfioCdev ?? '(none)'}`]);
+      }
       if (d.bootVga !== null) rows.push(['boot vga', d.bootVga ? 'yes' : 'no']);
       if (d.physfn) rows.push(['sr-iov pf', d.physfn]);
       if (d.sriovTotalVfs !== null) rows.push(['sr-iov vfs', `${d.sriovNumVfs ?? 0}/${d.sriovTotalVfs}${d.virtfns.length ? ': ' + d.virtfns.join(', ') : ''}`]);

@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import type { Bdf } from '../../model/address.js';
 import { deviceOf } from '../../model/host.js';
 import type { Host } from '../../model/types.js';
-import { rankWithFallback, type VfioAlias } from '../../plan/variant.js';
+import { matchModalias, rankWithFallback, type VfioAlias } from '../../plan/variant.js';
 import type { FsRoot } from '../../sysfs/fsroot.js';
 import { driverOfModule, readVfioAliases } from '../../sysfs/modules.js';
-import { autoDriver } from '../../sysfs/bind-facts.js';
+import { autoDriver, presenceOf } from '../../sysfs/bind-facts.js';
 import { scanHost } from '../../sysfs/scan.js';
 import { resolveSelectors } from '../../sysfs/selectors.js';
 import { openSession, type CliContext } from '../context.js';
@@ -15,18 +15,22 @@ import { showExtensions } from './show.js';
 /** Ranked variant candidates of one device, with driver names resolved where the module is loaded. */
 export function variantInfo(fs: FsRoot, host: Host, aliases: readonly VfioAlias[] | null, bdf: Bdf): VariantsJson {
   const d = deviceOf(host, bdf);
-  const candidates = rankWithFallback(aliases ?? [], d.modalias).map((a) => {
+  const modalias = matchModalias(d);
+  const present = presenceOf(fs, host);
+  const candidates = rankWithFallback(aliases ?? [], modalias).map((a) => {
     const { driver, loaded } = driverOfModule(fs, a.module);
-    return { module: a.module, driver, alias: a.pattern, wildcards: a.wildcards, loaded };
+    return { module: a.module, driver, alias: a.pattern, wildcards: a.wildcards, loaded, present: present(a.module) };
   });
   // The one definition of what `auto` picks (bind, apply and persist use it too).
   const first = autoDriver(fs, host, aliases, bdf);
   const note = d.bridge ? 'bridge: cannot be bound to a vfio driver'
     : aliases === null ? 'no modules.alias for this kernel under the root: only vfio-pci is known'
+    : d.modalias === null && modalias !== null ? 'no modalias file: matched on the modalias the kernel would print, built from the vendor, device, subsystem and class files'
     : null;
   return {
     bdf,
     modalias: d.modalias,
+    matchedModalias: modalias,
     candidates,
     chosen: d.bridge || !first ? null : first.module,
     chosenDriver: d.bridge || !first ? null : first.driver,

@@ -1,12 +1,14 @@
 import type { PciNames } from '../../sysfs/pciids.js';
 import type { PciDevice } from '../../model/types.js';
 import { isVfioBound, overrideMismatch } from '../../model/host.js';
+import { NO_VFIO_NODES, type VfioNodes } from '../../sysfs/vfio-nodes.js';
 
 /**
  * The device object of the JSON contract (schemaVersion 1). Field names are fixed;
  * new fields may be added, none renamed or dropped.
  */
-export function deviceJson(d: PciDevice, names: PciNames) {
+export function deviceJson(d: PciDevice, names: PciNames, nodes: (d: PciDevice) => VfioNodes = () => NO_VFIO_NODES) {
+  const n = nodes(d);
   return {
     bdf: d.bdf,
     vendorId: d.vendorId,
@@ -32,6 +34,9 @@ export function deviceJson(d: PciDevice, names: PciNames) {
     rootBus: d.rootBus,
     bootVga: d.bootVga,
     vfioBound: isVfioBound(d),
+    // The VFIO interfaces it offers (src/sysfs/vfio-nodes.ts), null when absent.
+    vfioGroupNode: n.vfioGroupNode,
+    vfioCdev: n.vfioCdev,
   };
 }
 

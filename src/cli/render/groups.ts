@@ -1,5 +1,6 @@
 import type { ChalkInstance } from 'chalk';
-import type { Host, IommuGroup } from '../../model/types.js';
+import type { Host, IommuGroup, PciDevice } from '../../model/types.js';
+import type { VfioNodes } from '../../sysfs/vfio-nodes.js';
 import type { PciNames } from '../../sysfs/pciids.js';
 import { deviceOf, groupBlockers, isVfioBound, overrideMismatch } from '../../model/host.js';
 import { explainGroup } from '../../model/group-reason.js';
@@ -18,7 +19,7 @@ export function viewGroup(host: Host, group: IommuGroup): GroupView {
   return { group, viable: blockers.length === 0, blockers, reason: explainGroup(host, group) };
 }
 
-export function groupJson(host: Host, v: GroupView, names: PciNames) {
+export function groupJson(host: Host, v: GroupView, names: PciNames, nodes?: (d: PciDevice) => VfioNodes) {
   return {
     id: v.group.id,
     viable: v.viable,
@@ -27,7 +28,7 @@ export function groupJson(host: Host, v: GroupView, names: PciNames) {
     reasonCode: v.reason.code,
     // The same members with a stable code for why each blocks (a driver that does not keep the group viable).
     blockedBy: v.blockers.map((b) => ({ bdf: b, code: 'host-driver', driver: deviceOf(host, b).driver })),
-    devices: v.group.devices.map((b) => deviceJson(deviceOf(host, b), names)),
+    devices: v.group.devices.map((b) => deviceJson(deviceOf(host, b), names, nodes)),
   };
 }
 

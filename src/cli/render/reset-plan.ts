@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { Bdf } from '../../model/address.js';
 import type { AffectedDevice, HotResetPlan, ResetPlan, ResetPlans, SetAnalysis, SetReset } from '../../plan/reset-plan.js';
+import type { IommufdAnswer } from '../../plan/iommufd-reset.js';
 import type { HostUse } from '../../sysfs/in-use.js';
 import { columns, stripAnsi } from './table.js';
 
@@ -47,6 +48,20 @@ function hotResetJson(h: HotResetPlan, findings: FindingsOf) {
     change: h.change,
     changeCode: h.changeCode,
     impossible: h.impossible,
+    iommufd: iommufdJson(h.iommufd),
+  };
+}
+
+/** hotReset.iommufd: the empty-group-list reset through one iommufd context (vfioctl(8), HOT RESET WITH IOMMUFD). */
+function iommufdJson(a: IommufdAnswer) {
+  return {
+    available: a.available,
+    unavailableReason: a.unavailableReason,
+    open: [...a.open],
+    ready: a.ready,
+    ownedFlag: a.ownedFlag,
+    info: a.info.map((i) => ({ bdf: i.bdf, devId: i.devId })),
+    blockers: a.blockers.map((b) => ({ bdf: b.bdf, code: b.code, reason: b.reason })),
   };
 }
 
@@ -79,6 +94,7 @@ function setResetJson(r: SetReset) {
     ready: r.ready,
     reason: r.reason,
     reasonCode: r.reasonCode,
+    iommufd: { ...iommufdJson(r.iommufd), outsideDevices: [...r.iommufd.outsideDevices] },
   };
 }
 
@@ -117,7 +133,16 @@ function renderPlan(p: ResetPlan, c: ChalkInstance): string {
   out.push(`  ready:          ${yesNo(c, h.ready, 'yes: VFIO_DEVICE_PCI_HOT_RESET can succeed', 'no')}`);
   for (const b of h.blockers) out.push(`    - ${b.bdf}: ${b.reason}`);
   if (h.change) out.push(`  to change:      ${h.change}`);
+  out.push(`  iommufd:        ${iommufdLine(h.iommufd, c)}`);
+  if (h.iommufd.available) for (const b of h.iommufd.blockers.filter((x) => !h.blockers.some((y) => y.bdf === x.bdf && y.code === x.code))) out.push(`    - ${b.bdf}: ${b.reason}`);
   return out.join('\n');
+}
+
+function iommufdLine(a: IommufdAnswer, c: ChalkInstance): string {
+  if (!a.available) return c.dim(`unavailable: ${a.unavailableReason}`);
+  if (a.open.length === 0) return c.red('no: INFO fails with ENODEV');
+  const info = a.info.map((i) => `${i.bdf} ${i.devId}`).join(', ');
+  return `${a.ready ? c.green('ready') : c.red('not ready')} with an empty group list once ${a.open.join(', ')} ${a.open.length === 1 ? 'is' : 'are'} bound to one iommufd context; INFO: ${info}; DEV_ID_OWNED ${a.ownedFlag ? 'set' : 'not set'}`;
 }
 
 function renderSet(s: SetAnalysis, c: ChalkInstance): string {
@@ -133,6 +158,7 @@ function renderSet(s: SetAnalysis, c: ChalkInstance): string {
     else if (r.byItself) verdict = c.green('the set can do it by itself') + (r.ready ? '' : ' once its groups are bound to vfio-pci');
     else verdict = c.yellow(`needs group${r.outsideGroups.length === 1 ? '' : 's'} outside the set: ${r.outsideGroups.join(', ') || '(devices without a group)'}`) + (r.outsideDevices.length ? ` (${r.outsideDevices.join(', ')})` : '');
     out.push(`  ${r.callers.join(', ')}: ${what}: ${verdict}`);
+    if (r.iommufd.available) out.push(`    iommufd: ${r.iommufd.ready ? c.green('ready') : c.red('not ready')}, binding ${r.iommufd.open.join(', ') || '(nothing)'}${r.iommufd.outsideDevices.length ? c.yellow(` (outside the set: ${r.iommufd.outsideDevices.join(', ')})`) : ''}`);
   }
   out.push(c.dim(`  assumes ${s.assumption}`));
   return out.join('\n');
