@@ -122,8 +122,9 @@ export function iommufdHotReset(host: Host, caller: Bdf, plan: Pick<HotResetPlan
   const vmm = new Set(facts.holders(caller).filter((h) => h.via === 'cdev').map((h) => h.pid));
   const seen = new Set<Bdf>();
   for (const g of groupsBound) {
-    const group = host.groups.find((x) => x.id === g);
-    for (const b of group?.devices ?? []) {
+    // A partial scan (reset-plan reads the reset's neighbourhood) may hold only the members it read.
+    const group = host.groups.find((x) => x.id === g)?.devices ?? [...host.devices.values()].filter((d) => d.iommuGroup === g).map((d) => d.bdf);
+    for (const b of group) {
       if (seen.has(b)) continue;
       seen.add(b);
       for (const h of facts.holders(b)) {

@@ -213,7 +213,11 @@ export function scanFor(fs: FsRoot, selectors: readonly string[], opts: Neighbou
     for (const b of seeds) {
       const d = n.loadWithChain(b)!;
       if (opts.peers && d.iommuGroup !== null && !n.loadGroup(d.iommuGroup).includes(b)) throw new Fallback();
-      if (opts.resetScope) n.loadResetScope(d, () => (buses ??= slotBuses(fs)));
+      if (opts.resetScope) {
+        n.loadResetScope(d, () => (buses ??= slotBuses(fs)));
+        // The caller's whole group: who else holds it matters to the iommufd answer.
+        if (d.iommuGroup !== null) n.loadGroup(d.iommuGroup);
+      }
     }
     return n.finish();
   } catch (err) {
