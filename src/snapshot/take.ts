@@ -128,10 +128,30 @@ function copyDevVfio(w: SnapshotWriter): void {
   if (w.lstat('/dev/iommu')) w.placeholder('/dev/iommu');
 }
 
-/** Only the override-only aliases matter to vfioctl; the rest of modules.alias is large. */
+/**
+ * Only the override-only aliases matter to vfioctl; the rest of modules.alias is large. Of
+ * modules.dep and modules.builtin, the lines of those aliases' modules are kept, with an empty
+ * stand-in for each module file, so the tree answers "is this variant installed" as the host
+ * does (src/sysfs/modules.ts modulePresence) without carrying the modules themselves.
+ */
 function copyAliases(w: SnapshotWriter, release: string): void {
-  w.textFile(`/lib/modules/${release}/modules.alias`, (text) =>
-    text.split('\n').filter((l) => l.startsWith('alias vfio_pci:')).join('\n') + '\n');
+  const dir = `/lib/modules/${release}`;
+  const modules = new Set<string>();
+  const ofPath = (file: string) => (file.split('/').pop() ?? '').replace(/\.ko(\.(xz|gz|zst))?$/, '').replace(/-/g, '_');
+  w.textFile(`${dir}/modules.alias`, (text) => {
+    const lines = text.split('\n').filter((l) => l.startsWith('alias vfio_pci:'));
+    for (const l of lines) modules.add((l.split(/\s+/)[2] ?? '').replace(/-/g, '_'));
+    return lines.join('\n') + '\n';
+  });
+  const files: string[] = [];
+  w.textFile(`${dir}/modules.dep`, (text) => text.split('\n').filter((l) => {
+    const file = l.split(':')[0]?.trim() ?? '';
+    if (!modules.has(ofPath(file)) || file.split('/').includes('..')) return false;
+    files.push(file.startsWith('/') ? file : `${dir}/${file}`);
+    return true;
+  }).join('\n') + '\n');
+  w.textFile(`${dir}/modules.builtin`, (text) => text.split('\n').filter((l) => modules.has(ofPath(l.trim()))).join('\n') + '\n');
+  for (const f of files) if (f.startsWith('/lib/modules/') && w.lstat(f)) w.placeholder(f);
 }
 
 /**
