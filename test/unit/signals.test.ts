@@ -75,7 +75,7 @@ test('SIGKILL at every step of bind --group: the next vfioctl (another command, 
     assert.equal(next.code, 0, `step ${at}: ${next.stderr}`);
     const doc = next.json();
     if (at > 0) {
-      assert.match(next.stderr, /an earlier vfioctl run \(pid \d+, "bind 03:01.0"/);
+      assert.match(next.stderr, /an earlier vfioctl run \(pid \d+, "bind 03:01.0 --group --variant vfio-pci"/);
       assert.equal(doc.recovered.complete, true, `step ${at}: ${JSON.stringify(doc.recovered)}`);
     }
     assert.equal(doc.actions[0].status, 'unchanged', 'and then does what it was asked');

@@ -62,7 +62,7 @@ export function registerBind(program: Command, ctx: CliContext): void {
           vfioDrivers: vfioFamilyDrivers(s.fs, host, aliases),
           keepVfio: variant === 'auto',
         });
-        await runPlan(s, plan, dryRun, `bind ${selectors.join(' ')}`.slice(0, 200), bindRefusalHint(selectors, variant));
+        await runPlan(s, plan, dryRun, `bind ${selectors.join(' ')}${opts.group ? ' --group' : ''} --variant ${variant}${opts.force ? ' --force' : ''}`.slice(0, 200), bindRefusalHint(selectors, variant));
       });
     });
 }
