@@ -2,7 +2,7 @@ import type { Bdf } from '../model/address.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import type { Runner } from '../ports.js';
 import type { ActionStatus, Plan } from '../plan/bind-plan.js';
-import { bindSteps, type DeviceFacts } from '../plan/bind-steps.js';
+import { bindSteps, deviceOfStep, type DeviceFacts } from '../plan/bind-steps.js';
 import type { FsRoot } from '../sysfs/fsroot.js';
 import { driverRegistered, loadedDriverOfModule, moduleOfDriver } from '../sysfs/modules.js';
 import { execute, type ExecOptions, type ExecResult, type SubjectOutcome, type Transaction } from '../exec/executor.js';
@@ -117,12 +117,8 @@ export class Binder {
       const from = driverOf(fs, a.bdf);
       facts.set(a.bdf, { override: overrideOf(fs, a.bdf), module: from ? moduleOfDriver(fs, from) ?? null : null, record: readRecord(fs, a.bdf, this.deps.warn) });
     }
-    const owned = bindSteps(work, facts, new Date().toISOString());
-    this.owners = new Map(owned.map((o) => [o.step, o.bdf]));
-    await tx.run(owned.map((o) => o.step));
+    await tx.run(bindSteps(work, facts, new Date().toISOString()));
   }
-
-  private owners = new Map<object, Bdf>();
 
   /** Per-device statuses from the executor's outcome. */
   report(plan: Plan, drivers: ReadonlyMap<number, string | null>, r: ExecResult<unknown>): ApplyResult {
@@ -139,7 +135,7 @@ export class Binder {
       });
       return { actions, changed: true, exitCode: ExitCode.OK, rollback: [], failure: null };
     }
-    const failedBdf = r.failedStep ? this.owners.get(r.failedStep) ?? null : null;
+    const failedBdf = r.failedStep ? deviceOfStep(r.failedStep) : null;
     const device = new Map(r.subjects.filter((s) => s.kind === 'device').map((s) => [s.id, s]));
     const files = r.subjects.filter((s) => s.kind === 'file' && s.status === 'rollback-failed');
     const after = failedBdf ? `after ${failedBdf} failed` : `after the run was ${r.message}`;

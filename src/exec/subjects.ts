@@ -5,6 +5,7 @@ import { VfioctlError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { FsRoot } from '../sysfs/fsroot.js';
 import { PCI_DRIVERS_PROBE, devicePath, driverPath } from '../sysfs/paths.js';
+import { overrideValue } from '../sysfs/scan.js';
 import type { Step, SubjectKind, SubjectState } from './steps.js';
 
 /**
@@ -40,8 +41,7 @@ export function driverOf(fs: FsRoot, bdf: Bdf): string | null {
 }
 
 export function overrideOf(fs: FsRoot, bdf: Bdf): string | null {
-  const v = fs.read(`${devicePath(bdf)}/driver_override`);
-  return v === undefined || v === '' || v === '(null)' ? null : v;
+  return overrideValue(fs.read(`${devicePath(bdf)}/driver_override`));
 }
 
 /** A driver name read from sysfs, checked before it is joined into a path. */

@@ -1,5 +1,5 @@
 import type { Bdf } from '../model/address.js';
-import { recordPath, recordText, type DeviceRecord } from '../apply/state.js';
+import { STATE_DIR, recordPath, recordText, type DeviceRecord } from '../apply/state.js';
 import type { Step } from '../exec/steps.js';
 import type { PlannedAction } from './bind-plan.js';
 
@@ -17,20 +17,20 @@ export interface DeviceFacts {
   readonly record: DeviceRecord | undefined;
 }
 
-export interface OwnedStep {
-  readonly step: Step;
-  /** The device whose action this step belongs to. */
-  readonly bdf: Bdf;
+/** The device whose action a bind/unbind step belongs to: its own, or the one its record is of. */
+export function deviceOfStep(step: Step): Bdf | null {
+  if (step.op === 'file') return step.path.startsWith(`${STATE_DIR}/`) ? step.path.slice(STATE_DIR.length + 1).replace(/\.json$/, '') : null;
+  return 'bdf' in step ? step.bdf : null;
 }
 
 export function bindSteps(
   work: readonly { action: PlannedAction; driver: string | null }[],
   facts: ReadonlyMap<Bdf, DeviceFacts>,
   now: string,
-): OwnedStep[] {
-  const out: OwnedStep[] = [];
-  const forget: OwnedStep[] = [];
-  const record = (bdf: Bdf, rec: DeviceRecord): OwnedStep => ({ bdf, step: { op: 'file', path: recordPath(bdf), content: recordText(rec), link: null, mode: 0o600 } });
+): Step[] {
+  const out: Step[] = [];
+  const forget: Step[] = [];
+  const record = (bdf: Bdf, rec: DeviceRecord): Step => ({ op: 'file', path: recordPath(bdf), content: recordText(rec), link: null, mode: 0o600 });
   for (const { action: a, driver } of work) {
     const f = facts.get(a.bdf);
     if (a.kind === 'bind') {
@@ -41,18 +41,18 @@ export function bindSteps(
       // vfio-pci → variant (or back): the device still belongs to the host driver recorded first.
       else if (f?.record) out.push(record(a.bdf, { ...f.record, boundTo: to }));
       out.push(
-        { bdf: a.bdf, step: { op: 'override', bdf: a.bdf, driver: to } },
-        { bdf: a.bdf, step: { op: 'unbind', bdf: a.bdf } },
-        { bdf: a.bdf, step: { op: 'probe', bdf: a.bdf, want: to } },
+        { op: 'override', bdf: a.bdf, driver: to },
+        { op: 'unbind', bdf: a.bdf },
+        { op: 'probe', bdf: a.bdf, want: to },
       );
     } else if (a.kind === 'release') {
       out.push(
-        { bdf: a.bdf, step: { op: 'override', bdf: a.bdf, driver: null } },
-        { bdf: a.bdf, step: { op: 'unbind', bdf: a.bdf } },
-        driver !== null ? { bdf: a.bdf, step: { op: 'bind', bdf: a.bdf, driver } } : { bdf: a.bdf, step: { op: 'probe', bdf: a.bdf, want: null } },
+        { op: 'override', bdf: a.bdf, driver: null },
+        { op: 'unbind', bdf: a.bdf },
+        driver !== null ? { op: 'bind', bdf: a.bdf, driver } : { op: 'probe', bdf: a.bdf, want: null },
       );
       // Released devices are the host's again: their records go last, once nothing else can fail.
-      if (f?.record) forget.push({ bdf: a.bdf, step: { op: 'file', path: recordPath(a.bdf), content: null, link: null, mode: 0o600 } });
+      if (f?.record) forget.push({ op: 'file', path: recordPath(a.bdf), content: null, link: null, mode: 0o600 });
     }
   }
   return [...out, ...forget];

@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import { moduleOfPath } from '../sysfs/modules.js';
+import { normalizeModuleName } from '../plan/variant.js';
 import * as path from 'node:path';
 import { SnapshotWriter, type SnapshotStats } from './copy.js';
 import {
@@ -137,20 +139,19 @@ function copyDevVfio(w: SnapshotWriter): void {
 function copyAliases(w: SnapshotWriter, release: string): void {
   const dir = `/lib/modules/${release}`;
   const modules = new Set<string>();
-  const ofPath = (file: string) => (file.split('/').pop() ?? '').replace(/\.ko(\.(xz|gz|zst))?$/, '').replace(/-/g, '_');
   w.textFile(`${dir}/modules.alias`, (text) => {
     const lines = text.split('\n').filter((l) => l.startsWith('alias vfio_pci:'));
-    for (const l of lines) modules.add((l.split(/\s+/)[2] ?? '').replace(/-/g, '_'));
+    for (const l of lines) modules.add(normalizeModuleName(l.split(/\s+/)[2] ?? ''));
     return lines.join('\n') + '\n';
   });
   const files: string[] = [];
   w.textFile(`${dir}/modules.dep`, (text) => text.split('\n').filter((l) => {
     const file = l.split(':')[0]?.trim() ?? '';
-    if (!modules.has(ofPath(file)) || file.split('/').includes('..')) return false;
+    if (!modules.has(moduleOfPath(file)) || file.split('/').includes('..')) return false;
     files.push(file.startsWith('/') ? file : `${dir}/${file}`);
     return true;
   }).join('\n') + '\n');
-  w.textFile(`${dir}/modules.builtin`, (text) => text.split('\n').filter((l) => modules.has(ofPath(l.trim()))).join('\n') + '\n');
+  w.textFile(`${dir}/modules.builtin`, (text) => text.split('\n').filter((l) => modules.has(moduleOfPath(l.trim()))).join('\n') + '\n');
   for (const f of files) if (f.startsWith('/lib/modules/') && w.lstat(f)) w.placeholder(f);
 }
 

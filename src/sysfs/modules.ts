@@ -110,7 +110,7 @@ export function resolveDriverName(fs: FsRoot, name: string, aliases: readonly Vf
 const KO = /\.ko(\.(xz|gz|zst))?$/;
 
 /** `kernel/drivers/vfio/pci/mlx5/mlx5-vfio-pci.ko.xz` → `mlx5_vfio_pci`. */
-const moduleOfPath = (p: string) => normalizeModuleName((p.split('/').pop() ?? '').replace(KO, ''));
+export const moduleOfPath = (p: string) => normalizeModuleName((p.split('/').pop() ?? '').replace(KO, ''));
 
 /**
  * Whether a module can be loaded on the root's kernel: it is loaded (`/sys/module/M`), built in
