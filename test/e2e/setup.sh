@@ -61,7 +61,10 @@ pick_abi() {
 }
 
 real_pkg() { # true if apt has a downloadable (non-virtual) package by this name
-  apt-cache show "$1" 2>/dev/null | grep -q '^Filename:'
+  # Not `| grep -q`: under pipefail, grep quitting early makes apt-cache die of SIGPIPE.
+  local info
+  info="$(apt-cache show "$1" 2>/dev/null || true)"
+  grep -q '^Filename:' <<<"$info"
 }
 
 if [ -f "$CACHE/KVER" ] && [ -d "$CACHE/kernel/lib/modules/$(cat "$CACHE/KVER")/kernel" ] \
