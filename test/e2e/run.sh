@@ -25,5 +25,5 @@ bash "$HERE/build.sh" "${kernels[@]}"
 
 # The whole run is bounded too, in case something outside the VMs hangs
 # (the kernel build above is not counted: it has its own cache and log).
-exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-$(( 2700 * ${#kernels[@]} ))}" \
+exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-$(( 1500 * ${#kernels[@]} ))}" \
   node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js"
