@@ -136,7 +136,10 @@ export function iommufdHotReset(host: Host, caller: Bdf, plan: Pick<HotResetPlan
         if (h.via === 'group') {
           blockers.push({ bdf: b, code: 'group-opened', reason: `pid ${h.pid} has it open through its group node /dev/vfio/${g}: the legacy path owns group ${g}, so no iommufd context can, and group and cdev users cannot be mixed in one reset` });
         } else if (!vmm.has(h.pid)) {
-          blockers.push({ bdf: b, code: 'other-iommufd', reason: `pid ${h.pid} has its cdev open${vmm.size ? `, not the process holding ${caller}` : ''}: another iommufd context owns group ${g}, so the caller's context cannot (EINVAL)` });
+          // The kernel's answers differ: in the caller's own group the bind itself is refused
+          // (the group's DMA owner is the other context: EPERM), elsewhere the reset (EINVAL).
+          const what = g === host.devices.get(caller)?.iommuGroup ? `binding ${caller} to a second context fails (EPERM)` : 'the caller\'s context cannot, and the reset fails (EINVAL)';
+          blockers.push({ bdf: b, code: 'other-iommufd', reason: `pid ${h.pid} has its cdev open${vmm.size ? `, not the process holding ${caller}` : ''}: another iommufd context owns group ${g}, so ${what}` });
         }
       }
     }
