@@ -35,6 +35,9 @@ grep -q '^alias vfio_pci:v00008086d000010D3sv\*sd\*bc\*sc\*i\* vfio_pci_lab$' "$
 log "building hotreset oracle"
 gcc -O2 -Wall -Wextra -static -o "$WORK/hotreset" "$HERE/oracle/hotreset.c" 2>/dev/null \
   || gcc -O2 -Wall -Wextra -o "$WORK/hotreset" "$HERE/oracle/hotreset.c"
+log "building probe oracle"
+gcc -O2 -Wall -Wextra -static -o "$WORK/probe" "$HERE/oracle/probe.c" 2>/dev/null \
+  || gcc -O2 -Wall -Wextra -o "$WORK/probe" "$HERE/oracle/probe.c"
 
 # --- initramfs ----------------------------------------------------------------
 log "building initramfs"
@@ -63,4 +66,5 @@ rm -rf "$STAGE" && mkdir -p "$STAGE/test/e2e/work"
 for p in package.json bin dist node_modules schema; do cp -a "$HERE/../../$p" "$STAGE/"; done
 cp -a "$HERE/guest" "$STAGE/test/e2e/"
 cp "$WORK/hotreset" "$STAGE/test/e2e/work/"
+cp "$WORK/probe" "$STAGE/test/e2e/work/"
 log "artifacts ready in $WORK"
