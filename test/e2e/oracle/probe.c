@@ -6,6 +6,10 @@
  *   probe cdev  BDF CDEV     -> opens through /dev/iommu + /dev/vfio/devices/CDEV (6.6+)
  *   probe hold  BDF GROUP    -> opens through the group, prints {"held":true}, and keeps
  *                               everything open until killed
+ *   probe migrate BDF GROUP  -> drives a migration through the device's own FSM: PRE_COPY
+ *                               (when offered) and STOP_COPY reading the data stream, then
+ *                               RESUMING with that stream (accepted) and with garbage
+ *                               (must be refused), printing the byte counts
  *   probe consts             -> the ioctl numbers and struct sizes vfioctl's uapi module uses
  *
  * Output: one JSON line. {"ok":true,"via":…,"info":{"flags":N,"regions":N,"irqs":N,
@@ -206,6 +210,103 @@ static void print_hot_reset(int dev)
 	free(info);
 }
 
+/* VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET: the new state; the kernel returns a data fd or -1. */
+static int set_state(int dev, __u32 state, int *data_fd)
+{
+	struct {
+		struct vfio_device_feature f;
+		struct vfio_device_feature_mig_state m;
+	} q = { .f = { .argsz = sizeof(q), .flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE },
+		.m = { .device_state = state, .data_fd = -1 } };
+
+	if (ioctl(dev, VFIO_DEVICE_FEATURE, &q) < 0)
+		return -1;
+	if (data_fd)
+		*data_fd = q.m.data_fd;
+	else if (q.m.data_fd >= 0)
+		close(q.m.data_fd);
+	return 0;
+}
+
+/* Read until end of stream (0) or, in PRE_COPY, its temporary end (ENOMSG); -1 on another error. */
+static ssize_t drain(int fd, char *buf, size_t room)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + got, room - got);
+		if (n == 0 || (n < 0 && errno == ENOMSG))
+			return got;
+		if (n < 0)
+			return -1;
+		got += n;
+		if (got == room)
+			return got;
+	}
+}
+
+static void migrate(int dev)
+{
+	struct {
+		struct vfio_device_feature f;
+		struct vfio_device_feature_migration m;
+	} q = { .f = { .argsz = sizeof(q), .flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION } };
+	char data[4096];
+	ssize_t pre = -1, total, n;
+	int fd = -1, in = -1, refused;
+
+	if (ioctl(dev, VFIO_DEVICE_FEATURE, &q) < 0) {
+		fail("migration", errno);
+		return;
+	}
+#ifdef VFIO_MIGRATION_PRE_COPY
+	if (q.m.flags & VFIO_MIGRATION_PRE_COPY) {
+		if (set_state(dev, VFIO_DEVICE_STATE_PRE_COPY, &fd) < 0 || fd < 0) {
+			fail("set_pre_copy", errno);
+			return;
+		}
+		pre = drain(fd, data, sizeof(data));
+		if (pre < 0 || set_state(dev, VFIO_DEVICE_STATE_STOP_COPY, NULL) < 0) {
+			fail("pre_copy", errno);
+			return;
+		}
+	}
+#endif
+	if (fd < 0 && (set_state(dev, VFIO_DEVICE_STATE_STOP_COPY, &fd) < 0 || fd < 0)) {
+		fail("set_stop_copy", errno);
+		return;
+	}
+	n = drain(fd, data + (pre > 0 ? pre : 0), sizeof(data) - (pre > 0 ? pre : 0));
+	if (n < 0) {
+		fail("stop_copy_read", errno);
+		return;
+	}
+	total = n + (pre > 0 ? pre : 0);
+	close(fd);
+	if (set_state(dev, VFIO_DEVICE_STATE_STOP, NULL) < 0 || set_state(dev, VFIO_DEVICE_STATE_RESUMING, &in) < 0 || in < 0) {
+		fail("set_resuming", errno);
+		return;
+	}
+	if (write(in, data, total) != total || set_state(dev, VFIO_DEVICE_STATE_STOP, NULL) < 0) {
+		fail("resume", errno);
+		return;
+	}
+	close(in);
+	if (set_state(dev, VFIO_DEVICE_STATE_RUNNING, NULL) < 0 || set_state(dev, VFIO_DEVICE_STATE_STOP, NULL) < 0 ||
+	    set_state(dev, VFIO_DEVICE_STATE_RESUMING, &in) < 0 || in < 0) {
+		fail("set_resuming_again", errno);
+		return;
+	}
+	if (write(in, "not this device's state", 23) != 23) {
+		fail("write_garbage", errno);
+		return;
+	}
+	refused = set_state(dev, VFIO_DEVICE_STATE_STOP, NULL) < 0 ? errno : 0;
+	close(in);
+	printf("{\"ok\":true,\"flags\":%llu,\"precopyBytes\":%zd,\"bytes\":%zd,\"stream\":\"%.*s\",\"garbageRefused\":\"%s\"}\n",
+	       (unsigned long long)q.m.flags, pre, total, (int)strcspn(data, "\n\"\\"), data, refused ? strerrorname_np(refused) : "no");
+}
+
 #define C(name) printf("%s\"%s\":%lu", first ? "" : ",", #name, (unsigned long)(name)), first = 0
 #define S(type) printf(",\"sizeof %s\":%zu", #type, sizeof(struct type))
 
@@ -233,13 +334,17 @@ int main(int argc, char **argv)
 		print_consts();
 		return 0;
 	}
-	if (argc != 4 || (strcmp(argv[1], "group") && strcmp(argv[1], "cdev") && strcmp(argv[1], "hold"))) {
-		fprintf(stderr, "usage: %s group|hold BDF GROUP | cdev BDF vfioN | consts\n", argv[0]);
+	if (argc != 4 || (strcmp(argv[1], "group") && strcmp(argv[1], "cdev") && strcmp(argv[1], "hold") && strcmp(argv[1], "migrate"))) {
+		fprintf(stderr, "usage: %s group|hold|migrate BDF GROUP | cdev BDF vfioN | consts\n", argv[0]);
 		return 2;
 	}
 	dev = strcmp(argv[1], "cdev") ? open_group(argv[2], atoi(argv[3]), &stage) : open_cdev(argv[3], &stage);
 	if (dev < 0) {
 		fail(stage, errno);
+		return 0;
+	}
+	if (!strcmp(argv[1], "migrate")) {
+		migrate(dev);
 		return 0;
 	}
 	if (!strcmp(argv[1], "hold")) {

@@ -128,9 +128,20 @@ test('probe --json matches the kernel (C oracle) for every vfio-bound device, vi
         assert.deepEqual(json.devices[0].migration, { flags: bits(flags, MIGRATION_FLAGS) });
         assert.ok(flags & 1, 'STOP_COPY is always registered');
         assert.equal(json.devices[0].dirtyTracking, fs.readFileSync(`${VARIANT_PARAMS}/registered_dirty_tracking`, 'utf8').trim() === 'Y');
+        // The registered ops work: a migration through the kernel's FSM, its data stream resumed, garbage refused.
+        const m = JSON.parse((await run(PROBE_ORACLE, ['migrate', bdf, String(dev.group)])).stdout.trim());
+        t.diagnostic(`${bdf} migration through the kernel: ${JSON.stringify(m)}`);
+        assert.equal(m.ok, true, JSON.stringify(m));
+        assert.equal(m.flags, flags);
+        assert.equal(m.bytes, 64, 'the whole state stream');
+        assert.equal(m.precopyBytes, flags & 4 ? 32 : -1, 'PRE_COPY gives the first half, then STOP_COPY the rest');
+        assert.equal(m.stream, `vfio_pci_lab state v1 ${bdf}`);
+        assert.equal(m.garbageRefused, 'EINVAL');
       } else {
         assert.equal(json.devices[0].migration, null, 'vfio-pci reports no migration');
         assert.equal(json.devices[0].dirtyTracking, false);
+        const m = JSON.parse((await run(PROBE_ORACLE, ['migrate', bdf, String(dev.group)])).stdout.trim());
+        assert.deepEqual([m.stage, m.errno], ['migration', 'ENOTTY'], 'the kernel agrees: no migration');
       }
     });
   }

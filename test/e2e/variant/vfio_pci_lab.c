@@ -246,13 +246,21 @@ static struct file *lab_step(struct lab_device *lab, enum vfio_device_mig_state 
 	}
 	if (cur == VFIO_DEVICE_STATE_RESUMING && next == VFIO_DEVICE_STATE_STOP) {
 		struct lab_migf *migf = lab->resuming;
-		bool good;
+		bool good = false;
 
-		mutex_lock(&migf->lock);
-		good = migf->avail >= sizeof(LAB_MAGIC) - 1 && !memcmp(migf->data, LAB_MAGIC, sizeof(LAB_MAGIC) - 1);
-		mutex_unlock(&migf->lock);
+		if (migf) {
+			mutex_lock(&migf->lock);
+			good = migf->avail >= sizeof(LAB_MAGIC) - 1 &&
+			       !memcmp(migf->data, LAB_MAGIC, sizeof(LAB_MAGIC) - 1);
+			mutex_unlock(&migf->lock);
+		}
 		lab_migf_disable(&lab->resuming);
-		return good ? NULL : ERR_PTR(-EINVAL);
+		if (!good) {
+			/* Not this driver's state: the device is in ERROR until it is reset (closed). */
+			lab->mig_state = VFIO_DEVICE_STATE_ERROR;
+			return ERR_PTR(-EINVAL);
+		}
+		return NULL;
 	}
 #ifdef VFIO_MIGRATION_PRE_COPY
 	if (cur == VFIO_DEVICE_STATE_RUNNING && next == VFIO_DEVICE_STATE_PRE_COPY)
