@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # `npm run test:e2e` (after tsc): installs and builds the lab, boots one QEMU VM
-# per topology and reports the guest scenarios with Node's test runner.
-# Env: LAB_TOPOLOGIES=a,b (subset), LAB_VM_TIMEOUT=seconds per VM, LAB_PARALLEL=n.
+# per topology and lab kernel and reports the guest scenarios with Node's test runner.
+# Env: LAB_KERNEL=debian|cdev|all (default all: Debian's 6.1 and the lab's 6.12 cdev kernel,
+# built once and cached by kernel/build-cdev.sh), LAB_TOPOLOGIES=a,b (subset),
+# LAB_VM_TIMEOUT=seconds per VM, LAB_PARALLEL=n.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 cd "$REPO"
 
+case "${LAB_KERNEL:-all}" in
+  all|"") kernels=(debian cdev) ;;
+  debian|cdev) kernels=("$LAB_KERNEL") ;;
+  *) echo "LAB_KERNEL must be debian, cdev or all (got '$LAB_KERNEL')" >&2; exit 2 ;;
+esac
+export LAB_KERNEL="${LAB_KERNEL:-all}"
+
 bash "$HERE/setup.sh"
-bash "$HERE/build.sh"
+for k in "${kernels[@]}"; do
+  [ "$k" != cdev ] || bash "$HERE/kernel/build-cdev.sh"
+done
+bash "$HERE/build.sh" "${kernels[@]}"
 [ -f "$REPO/dist/test/e2e/host/lab.test.js" ] || { echo "run tsc first (npm run test:e2e does)" >&2; exit 1; }
 
-# The whole run is bounded too, in case something outside the VMs hangs.
-exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-2700}" \
+# The whole run is bounded too, in case something outside the VMs hangs
+# (the kernel build above is not counted: it has its own cache and log).
+exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-$(( 2700 * ${#kernels[@]} ))}" \
   node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js"

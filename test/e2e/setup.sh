@@ -67,10 +67,17 @@ real_pkg() { # true if apt has a downloadable (non-virtual) package by this name
   grep -q '^Filename:' <<<"$info"
 }
 
+# What the lab reads to find this kernel (test/e2e/build.sh, lab/vm.ts); paths relative to the cache.
+write_env() {
+  local kver; kver="$(cat "$CACHE/KVER")"
+  printf 'KROOT=%s\nKVER=%s\nKBUILD=%s\nKFLAVOUR=debian\n' \
+    kernel "$kver" "kernel/usr/src/linux-headers-$kver" > "$CACHE/kernel-debian.env"
+}
 if [ -f "$CACHE/KVER" ] && [ -d "$CACHE/kernel/lib/modules/$(cat "$CACHE/KVER")/kernel" ] \
    && [ -f "$CACHE/kernel/boot/vmlinuz-$(cat "$CACHE/KVER")" ] \
    && [ -d "$CACHE/kernel/usr/src/linux-headers-$(cat "$CACHE/KVER")" ]; then
   log "kernel $(cat "$CACHE/KVER") already unpacked"
+  write_env
   exit 0
 fi
 
@@ -99,4 +106,5 @@ done
 rm -rf "$CACHE/kernel"
 mv "$CACHE/kernel.tmp" "$CACHE/kernel"
 echo "$kver" > "$CACHE/KVER"
+write_env
 log "kernel $kver ready in $CACHE/kernel"

@@ -133,7 +133,51 @@ test('iommufd answer unavailable: a 6.1 kernel, vfio-dev/ without a cdev, no vfi
 });
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../../test/fixtures');
-const labs = fs.readdirSync(FIXTURES).filter((n) => n.startsWith('lab-') && fs.existsSync(path.join(FIXTURES, n, 'vfio')));
+const allLabs = fs.readdirSync(FIXTURES).filter((n) => n.startsWith('lab-') && fs.existsSync(path.join(FIXTURES, n, 'vfio')));
+// lab-<topology>-cdev/ were captured on the lab's 6.12 cdev kernel, the others on Debian's 6.1.
+const labs = allLabs.filter((n) => !n.endsWith('-cdev'));
+const cdevLabs = allLabs.filter((n) => n.endsWith('-cdev'));
+
+test('every lab topology has a capture from the cdev kernel', () => {
+  assert.deepEqual(cdevLabs.map((n) => n.replace(/-cdev$/, '')).sort(), [...labs].sort());
+});
+
+type CdevAnswer = { ok: boolean; stage?: string; errno?: string; flags?: { devIdOwned: boolean }; devices?: { bdf: string; devid: number | string }[] };
+
+for (const lab of cdevLabs) {
+  test(`${lab}: the iommufd answer on the cdev kernel's tree is what its INFO reported through the cdev path`, async () => {
+    const root = path.join(FIXTURES, lab, 'vfio');
+    const oracle = JSON.parse(fs.readFileSync(path.join(FIXTURES, lab, 'oracle.json'), 'utf8')) as {
+      hotResetInfoCdev: Record<string, { alone: CdevAnswer; onePerGroup: { bound: string[]; answer: CdevAnswer } }>;
+      vfioBound: string[];
+    };
+    const bdfs = Object.keys(oracle.hotResetInfoCdev);
+    assert.ok(bdfs.length > 0, 'the capture asked the kernel');
+    const doc = await iommufdOf(root, ...bdfs);
+    const word = (d: number | string) => (typeof d === 'number' ? 'dev-id' : d);
+    const sorted = <T extends { bdf: string }>(xs: T[]) => [...xs].sort((a, b) => a.bdf.localeCompare(b.bdf));
+    for (const p of doc.plans) {
+      const a = p.hotReset.iommufd;
+      const k = oracle.hotResetInfoCdev[p.device]!;
+      assert.equal(a.available, true, `${p.device}: ${a.unavailableReason}`);
+      if (!k.alone.ok) {
+        assert.equal(k.alone.errno, 'ENODEV', JSON.stringify(k.alone));
+        assert.equal(p.hotReset.scope, 'none');
+        assert.equal(a.ready, false);
+        continue;
+      }
+      // vfioctl binds one device per group, as the capture did: same devices, same INFO (a device
+      // still on its host driver is in vfioctl's list too, with a not-vfio blocker; the kernel
+      // cannot bind it, so the capture could not).
+      assert.deepEqual(a.open.filter((b: string) => oracle.vfioBound.includes(b)), k.onePerGroup.bound, `${p.device}: the devices to bind`);
+      const answer = k.onePerGroup.answer;
+      assert.deepEqual(sorted(a.info), sorted(answer.devices!.map((d) => ({ bdf: d.bdf, devId: word(d.devid) }))), `${p.device}: INFO per device`);
+      assert.equal(a.ownedFlag, answer.flags!.devIdOwned, `${p.device}: DEV_ID_OWNED`);
+      // Alone, the kernel owns only the caller's group: DEV_ID_OWNED exactly when nothing else must be bound.
+      assert.equal(k.alone.flags!.devIdOwned, a.ownedFlag && a.open.length === 1, `${p.device}: DEV_ID_OWNED alone`);
+    }
+  });
+}
 
 for (const lab of labs) {
   test(`${lab}: the 6.1 capture gives no iommufd answer; with cdevs it agrees with the kernel-checked group answer`, async () => {

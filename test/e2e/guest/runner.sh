@@ -2,9 +2,9 @@
 # Runs inside the guest's chroot (the host's own root, read-only + overlay).
 # Loads host drivers the way udev coldplug would, then runs the scenarios with
 # Node's test runner; results go to /lab-out for the host to relay.
-REPO="$1"; TOPO="$2"; MODE="$3"
+REPO="$1"; TOPO="$2"; MODE="$3"; KFLAV="${4:-debian}"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LAB_TOPOLOGY="$TOPO" LAB_REPO="$REPO" LAB_OUT=/lab-out
+export HOME=/root LAB_TOPOLOGY="$TOPO" LAB_REPO="$REPO" LAB_OUT=/lab-out LAB_KERNEL="$KFLAV"
 export LAB_ORACLE="$REPO/test/e2e/work/hotreset"
 cd "$REPO" || exit 1
 

@@ -2,18 +2,19 @@
  * Host side of `npm run test:e2e`: boots one VM per lab topology (two at a time
  * on CI's 2 cores) and reports every guest scenario as a subtest here, so the
  * whole run ends in one Node test-runner summary. A failure prints the guest's
- * console tail. LAB_TOPOLOGIES=a,b limits the run; LAB_VM_TIMEOUT (s) bounds each VM.
+ * console tail. Every topology boots on every lab kernel LAB_KERNEL picks (debian, cdev or
+ * all, the default). LAB_TOPOLOGIES=a,b limits the run; LAB_VM_TIMEOUT (s) bounds each VM.
  */
 import { test } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOPOLOGIES } from '../lab/topologies.js';
-import { bootVm, consoleTail, labPaths, type VmResult } from '../lab/vm.js';
+import { bootVm, consoleTail, labKernels, labPaths, type LabPaths, type VmResult } from '../lab/vm.js';
 import { buildTree, type ResultLine, type ResultNode } from '../lab/jsonl-reporter.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const paths = labPaths(repo);
+const kernels = labKernels(process.env.LAB_KERNEL);
 const wanted = process.env.LAB_TOPOLOGIES?.split(',').filter(Boolean);
 const topologies = TOPOLOGIES.filter((t) => !wanted || wanted.includes(t.name));
 // Generous: TCG on 2 shared cores runs a busy VM 2-3x slower than a quiet one; a hung guest
@@ -36,13 +37,17 @@ async function withSlot<R>(fn: () => Promise<R>): Promise<R> {
   }
 }
 /** One retry when the guest never reached the scenarios (e.g. an early panic under TCG). */
-async function bootWithRetry(t: (typeof topologies)[number]): Promise<VmResult> {
+async function bootWithRetry(paths: LabPaths, t: (typeof topologies)[number]): Promise<VmResult> {
   const first = await bootVm(paths, t, 'test', { timeoutSec, smp: 1 });
   if (first.timedOut || fs.existsSync(path.join(first.outDir, 'rc'))) return first;
   fs.renameSync(first.consoleLog, `${first.consoleLog}.first-boot`);
   return bootVm(paths, t, 'test', { timeoutSec, smp: 1 });
 }
-const runs = new Map<string, Promise<VmResult>>(topologies.map((t) => [t.name, withSlot(() => bootWithRetry(t))]));
+const runs = new Map<string, Promise<VmResult>>();
+for (const k of kernels) {
+  const paths = labPaths(repo, k);
+  for (const t of topologies) runs.set(`${k}/${t.name}`, withSlot(() => bootWithRetry(paths, t)));
+}
 
 function readResults(outDir: string): ResultLine[] {
   const file = path.join(outDir, 'results.jsonl');
@@ -61,9 +66,9 @@ async function relay(t: any, node: ResultNode, tail: () => string): Promise<void
   });
 }
 
-for (const topo of topologies) {
-  test(`lab ${topo.name}: ${topo.description}`, async (t) => {
-    const vm = await runs.get(topo.name)!;
+for (const k of kernels) for (const topo of topologies) {
+  test(`lab ${topo.name} [${k} kernel]: ${topo.description}`, async (t) => {
+    const vm = await runs.get(`${k}/${topo.name}`)!;
     const tail = () => consoleTail(vm.consoleLog);
     t.diagnostic(`VM ran ${vm.seconds.toFixed(1)}s, exit ${vm.exitCode}; console: ${path.relative(repo, vm.consoleLog)}`);
     if (vm.timedOut) throw new Error(`VM did not finish within ${timeoutSec}s\n--- guest console tail ---\n${tail()}`);

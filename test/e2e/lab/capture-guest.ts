@@ -2,10 +2,14 @@
  * Guest side of fixture capture (lab.mode=capture): snapshot the topology with
  * its host drivers, then with every eligible endpoint on vfio-pci, and record
  * what VFIO_DEVICE_GET_PCI_HOT_RESET_INFO answers for each vfio-bound device.
- * Writes /lab-out/{host,vfio}/ (snapshot trees) and /lab-out/oracle.json.
+ * On a kernel with device cdevs it also records INFO through the cdev path (iommufd), with the
+ * device bound alone and with one device of each IOMMU group of its reset set bound to one
+ * context. Writes /lab-out/{host,vfio}/ (snapshot trees) and /lab-out/oracle.json.
  */
 import * as fs from 'node:fs';
-import { allBdfs, labTopology, oracle, run, sysfsBind, truthDevice, truthGroups, vfioctl, type OracleAnswer } from './guest.js';
+import {
+  HAS_CDEV, allBdfs, cdevOracle, labTopology, oracle, run, sysfsBind, truthDevice, truthGroups, vfioctl, type CdevOracleAnswer, type OracleAnswer,
+} from './guest.js';
 import { eligible } from './capture-guest-lib.js';
 
 function describeDevices() {
@@ -44,6 +48,22 @@ async function main(): Promise<void> {
     if (d.driver !== 'vfio-pci' || d.group === null) continue;
     answers[b] = await oracle('info', b, [d.group]);
   }
+  // The cdev path asked after the group path: INFO alone, then with the lowest vfio-bound
+  // device of every other group the reset touches bound in the same context.
+  const cdevAnswers: Record<string, { alone: CdevOracleAnswer; onePerGroup: { bound: string[]; answer: CdevOracleAnswer } }> = {};
+  if (HAS_CDEV) {
+    for (const [b, a] of Object.entries(answers)) {
+      const alone = await cdevOracle('info', [b]);
+      const groups = new Set([truthDevice(b).group]);
+      const more: string[] = [];
+      for (const d of [...(a.devices ?? [])].sort((x, y) => x.bdf.localeCompare(y.bdf))) {
+        if (groups.has(d.group) || truthDevice(d.bdf).driver !== 'vfio-pci') continue;
+        groups.add(d.group);
+        more.push(d.bdf);
+      }
+      cdevAnswers[b] = { alone, onePerGroup: { bound: [b, ...more], answer: more.length ? await cdevOracle('info', [b, ...more]) : alone } };
+    }
+  }
   await snapshot('/lab-out/vfio');
   const doc = {
     topology: t.name,
@@ -54,6 +74,7 @@ async function main(): Promise<void> {
     vfioBound: targets.filter((b) => truthDevice(b).driver === 'vfio-pci'),
     bindErrors,
     hotResetInfo: answers,
+    ...(HAS_CDEV ? { hotResetInfoCdev: cdevAnswers } : {}),
     devicesWithHostDrivers: devicesHost,
     devicesWithVfio: describeDevices(),
   };

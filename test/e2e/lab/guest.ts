@@ -218,3 +218,36 @@ export async function oracle(mode: 'info' | 'reset', bdf: string, groups: readon
     throw new Error(`oracle ${mode} ${bdf} ${groups.join(' ')} printed no JSON (exit ${r.code}): ${r.stdout}${r.stderr}`);
   }
 }
+
+/** The lab kernel this guest booted (LAB_KERNEL from the kernel command line). */
+export const LAB_KERNEL = process.env.LAB_KERNEL ?? 'debian';
+/** The kernel offers device cdevs and iommufd (the lab's cdev kernel). */
+export const HAS_CDEV = fs.existsSync('/dev/iommu');
+
+/** What the oracle's cdev mode prints: INFO through a cdev bound to an iommufd context. */
+export interface CdevOracleAnswer {
+  ok: boolean;
+  stage?: string;
+  bdf?: string;
+  errno?: string;
+  flags?: { devId: boolean; devIdOwned: boolean };
+  /** devid per device the oracle bound, and which of its two contexts (0, 1) holds it. */
+  bound?: Record<string, { devid: number; context: number }>;
+  devices?: { bdf: string; devid: number | 'owned' | 'not-owned' }[];
+  reset?: { ok: boolean; errno?: string };
+}
+
+/**
+ * Asks the kernel through the cdev path: `ctx0` (the asked device first) bound to one
+ * iommufd context, `ctx1` to a second one.
+ */
+export async function cdevOracle(mode: 'info' | 'reset', ctx0: readonly string[], ctx1: readonly string[] = []): Promise<CdevOracleAnswer> {
+  const args = [`cdev-${mode}`, ...ctx0, ...(ctx1.length ? ['--', ...ctx1] : [])];
+  const r = await run(ORACLE, args);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as CdevOracleAnswer;
+  } catch {
+    throw new Error(`oracle ${args.join(' ')} printed no JSON (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+}

@@ -8,18 +8,42 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Topology } from './topologies.js';
 
+/** The lab's kernels: Debian's 6.1 (no cdev) and the 6.12 one built with IOMMUFD and VFIO_DEVICE_CDEV. */
+export type LabKernel = 'debian' | 'cdev';
+export const LAB_KERNELS: readonly LabKernel[] = ['debian', 'cdev'];
+
 export interface LabPaths {
   repo: string;
   e2e: string;
   cache: string;
   work: string;
+  kernel: LabKernel;
   kver: string;
+  /** The unpacked kernel: boot/vmlinuz-<kver> and lib/modules/<kver>/. */
+  kroot: string;
 }
 
-export function labPaths(repo: string): LabPaths {
+/** LAB_KERNEL=debian|cdev|all (default all): the kernels the lab boots. */
+export function labKernels(env: string | undefined): LabKernel[] {
+  const v = (env ?? 'all').trim();
+  if (v === 'all' || v === '') return [...LAB_KERNELS];
+  const picked = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = picked.find((x) => !(LAB_KERNELS as readonly string[]).includes(x));
+  if (bad !== undefined) throw new Error(`LAB_KERNEL: unknown kernel '${bad}' (debian, cdev or all)`);
+  return picked as LabKernel[];
+}
+
+/** Where a lab kernel lives, from the descriptor setup.sh or kernel/build-cdev.sh wrote. */
+export function labPaths(repo: string, kernel: LabKernel = 'debian'): LabPaths {
   const e2e = path.join(repo, 'test', 'e2e');
   const cache = path.join(e2e, 'cache');
-  return { repo, e2e, cache, work: path.join(e2e, 'work'), kver: fs.readFileSync(path.join(cache, 'KVER'), 'utf8').trim() };
+  const env = fs.readFileSync(path.join(cache, `kernel-${kernel}.env`), 'utf8');
+  const field = (k: string) => {
+    const m = new RegExp(`^${k}=(.*)$`, 'm').exec(env);
+    if (!m) throw new Error(`${k} missing from cache/kernel-${kernel}.env`);
+    return m[1]!.trim();
+  };
+  return { repo, e2e, cache, work: path.join(e2e, 'work'), kernel, kver: field('KVER'), kroot: path.join(cache, field('KROOT')) };
 }
 
 export type LabMode = 'test' | 'capture' | 'debug';
@@ -38,7 +62,8 @@ export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string
   const append = [
     // no_timer_check: under TCG on a busy host the IO-APIC timer check can fail and panic.
     'console=ttyS0', 'intel_iommu=on', 'panic=-1', 'quiet', 'loglevel=4', 'no_timer_check',
-    `lab.repo=${path.join(p.work, 'stage')}`, `lab.kmods=${path.join(p.cache, 'kernel', 'lib', 'modules', p.kver)}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
+    `lab.repo=${path.join(p.work, 'stage')}`, `lab.kmods=${path.join(p.kroot, 'lib', 'modules', p.kver)}`, `lab.topology=${t.name}`, `lab.mode=${mode}`,
+    `lab.kernel=${p.kernel}`,
   ].join(' ');
   return [
     '-accel', 'tcg,thread=multi', '-smp', String(smp), '-m', '2048',
@@ -46,8 +71,8 @@ export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string
     '-device', 'intel-iommu,intremap=on,caching-mode=on',
     '-nographic', '-no-reboot', '-nic', 'none',
     ...(t.qemuArgs.includes('-vga') ? [] : ['-vga', 'none']),
-    '-kernel', path.join(p.cache, 'kernel', 'boot', `vmlinuz-${p.kver}`),
-    '-initrd', path.join(p.work, 'initramfs.cpio.gz'),
+    '-kernel', path.join(p.kroot, 'boot', `vmlinuz-${p.kver}`),
+    '-initrd', path.join(p.work, p.kernel, 'initramfs.cpio.gz'),
     '-append', append,
     // The host's root, read-only; remap keeps inode numbers unique across host mounts.
     '-fsdev', 'local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap',
@@ -59,7 +84,7 @@ export function qemuArgs(p: LabPaths, t: Topology, mode: LabMode, outDir: string
 }
 
 export async function bootVm(p: LabPaths, t: Topology, mode: LabMode, opts: { timeoutSec: number; smp: number }): Promise<VmResult> {
-  const outDir = path.join(p.work, 'runs', `${t.name}-${mode}`);
+  const outDir = path.join(p.work, 'runs', p.kernel, `${t.name}-${mode}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
   const consoleLog = path.join(outDir, 'console.log');

@@ -445,14 +445,14 @@ static const struct vfio_device_ops lab_ops = {
 	.mmap = vfio_pci_core_mmap,
 	.request = vfio_pci_core_request,
 	.match = vfio_pci_core_match,
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
-	/* Kernels with iommufd refuse to register a device without these (the cdev path). */
+#if IS_ENABLED(CONFIG_IOMMUFD)
+	/* With iommufd built in, registration refuses a device without these (6.2+). */
 	.bind_iommufd = vfio_iommufd_physical_bind,
 	.unbind_iommufd = vfio_iommufd_physical_unbind,
 	.attach_ioas = vfio_iommufd_physical_attach_ioas,
-#endif
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
 	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+#endif
 #endif
 };
 
