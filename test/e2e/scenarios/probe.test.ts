@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  IN_LAB, NOT_IN_LAB, REPO, allBdfs, hasCommand, isLabPlumbing, missing, run, sysfsBind, sysfsRestore, truthDevice, vfioctl, vfioctlJson,
+  IN_LAB, LAB_KERNEL, NOT_IN_LAB, REPO, allBdfs, hasCommand, isLabPlumbing, missing, run, sysfsBind, sysfsRestore, truthDevice, vfioctl, vfioctlJson,
 } from '../lab/guest.js';
 import { eligible } from '../lab/capture-guest-lib.js';
 
@@ -115,10 +115,14 @@ test('probe --json matches the kernel (C oracle) for every vfio-bound device, vi
       t.diagnostic(`${bdf} on ${dev.driver}: info ${d0.info.flags.join('|')} ${d0.info.regions} regions ${d0.info.irqs} irqs; migration ${d0.migration ? d0.migration.flags.join('|') : 'none'}; dirty tracking ${d0.dirtyTracking}; low power ${d0.lowPower}; INFO ${d0.hotResetInfo ? d0.hotResetInfo.devices.map((x: any) => `${x.bdf}/${x.group}`).join(',') : d0.hotResetError}`);
       assertMatches(json.devices[0], await oracleProbe('group', bdf, String(dev.group)), bdf, 'group');
       const cdev = cdevOf(bdf);
+      // The cdev kernel must offer every vfio device's cdev: the cdev path is not optional there.
+      if (LAB_KERNEL === 'cdev') assert.ok(cdev, `${bdf}: no /dev/vfio/devices node on the cdev kernel`);
       if (cdev) {
         const c = await vfioctlJson('probe', bdf, '--via', 'cdev', '--json');
         assert.equal(c.run.code, 0, c.run.stderr);
         assertMatches(c.json.devices[0], await oracleProbe('cdev', bdf, cdev), bdf, 'cdev');
+        const h = c.json.devices[0];
+        t.diagnostic(`${bdf} via ${cdev}: devId ${h.devId}; INFO ${h.hotResetInfo ? `${h.hotResetInfo.flags.join('|')} ${h.hotResetInfo.devices.map((x: any) => `${x.bdf}/${x.devId}`).join(',')}` : h.hotResetError}`);
         // The default is the cdev where the kernel offers one.
         assert.equal((await vfioctlJson('probe', bdf, '--json')).json.devices[0].via, 'cdev');
       }
