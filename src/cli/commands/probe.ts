@@ -37,7 +37,11 @@ export function registerProbe(program: Command, ctx: CliContext): void {
     .argument('<selector...>', 'PCI address, interface, block device, VENDOR:DEVICE or group:N')
     .addOption(viaOption())
     .option('--json', 'print JSON (see vfioctl(8), JSON OUTPUT)')
-    .addHelpText('after', `\nWarning: ${RESET_ON_OPEN_WARNING}. Devices held open by another process (a VMM) are\nrefused (exit 4), never waited for or taken. Needs root (or the nodes granted).`)
+    .addHelpText('after', `
+Warning: opening a VFIO device resets it (vfio-pci resets on open and on close
+where it can) and wakes it to D0. A device held open by another process (a VMM)
+is refused (exit 4), never waited for or taken. Needs root (or the nodes given
+with vfioctl grant).`)
     .action(async (selectors: string[], opts: { via?: Via }, cmd: Command) => {
       const s = openSession(ctx, cmd);
       const host = scanFor(s.fs, selectors, { ids: true, groups: true, peers: true, resetScope: true });
