@@ -58,6 +58,18 @@ async function tryFlock(abs: string): Promise<ChildProcess | 'busy'> {
   });
 }
 
+/** How long a lock whose recorded holder is dead may stay busy before it counts as held. */
+const ORPHAN_GRACE_MS = 3000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function holderPid(fs: FsRoot): number | null {
   const n = Number.parseInt(fs.read(HOLDER_PATH)?.trim() ?? '', 10);
   return Number.isInteger(n) && n > 0 ? n : null;
@@ -106,7 +118,9 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
       };
     }
     const pid = holderPid(fs);
-    if (Date.now() >= deadline) {
+    // A holder killed outright (SIGKILL) leaves its flock child behind for a moment, until it
+    // sees its pipe close: wait that out rather than refuse the next run.
+    if (Date.now() >= deadline && !(pid !== null && !processAlive(pid) && Date.now() < deadline + ORPHAN_GRACE_MS)) {
       throw new VfioctlError(ExitCode.FAILURE, `cannot lock ${LOCK_PATH}`, `another vfioctl${pid ? ` (pid ${pid})` : ''} is changing device bindings`,
         'wait for it to finish, or set VFIOCTL_LOCK_TIMEOUT to the seconds to wait', { errorCode: 'locked' });
     }
@@ -114,6 +128,6 @@ export async function takeLock(fs: FsRoot, opts: LockOptions): Promise<Lock> {
       told = true;
       opts.onWait?.(pid);
     }
-    await sleep(Math.min(100, Math.max(1, deadline - Date.now())));
+    await sleep(Date.now() >= deadline ? 50 : Math.min(100, Math.max(1, deadline - Date.now())));
   }
 }

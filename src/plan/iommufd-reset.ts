@@ -100,7 +100,12 @@ export function iommufdHotReset(host: Host, caller: Bdf, plan: Pick<HotResetPlan
 
   // Bridges and devices of another reset set can never be owned; a device still on a host
   // driver could be, once bound to vfio-pci (its not-vfio blocker says so), so it is counted.
-  const outside = new Set(blockers.filter((b) => b.code === 'bridge' || b.code === 'other-dev-set').map((b) => b.bdf));
+  // A VF or root-bus caller has a dev_set of its own: INFO reports every other device not owned,
+  // bound to the caller's context or not (vfio_pci_fill_devs(): not in the caller's dev_set).
+  const singleton = blockers.some((b) => b.bdf === caller && (b.code === 'vf-caller' || b.code === 'root-bus-caller'));
+  const outside = new Set(singleton
+    ? plan.affected.map((a) => a.bdf).filter((b) => b !== caller)
+    : blockers.filter((b) => b.code === 'bridge' || b.code === 'other-dev-set').map((b) => b.bdf));
   const members = plan.affected.filter((a) => !outside.has(a.bdf) && !a.bridge).map((a) => a.bdf);
   // One bound device per IOMMU group makes the rest of the group owned (vfio_iommufd_get_dev_id: -ENOENT).
   const open: Bdf[] = [];
