@@ -283,7 +283,7 @@ test('reset-plan --verify: verified by the kernel, a difference field by field (
   assert.equal('verified' in (await cli(['reset-plan', '05:00.0', '--json'], root)).json().plans[0], false);
 });
 
-test('reset-plan --verify on every lab capture, the fake kernel replaying the real kernel\'s captured INFO answers: all verified', async () => {
+test('reset-plan --verify on every lab capture, the fake kernel replaying the real kernel\'s captured INFO answers: all verified', async (t) => {
   const fixtures = path.join(REPO, 'test/fixtures');
   let checked = 0;
   for (const lab of fs.readdirSync(fixtures).filter((d) => d.startsWith('lab-')).sort()) {
@@ -301,6 +301,22 @@ test('reset-plan --verify on every lab capture, the fake kernel replaying the re
       checked++;
     }
     assert.deepEqual(k.openFds, []);
+    // Captures from the cdev kernel also hold INFO through the cdev path (each device bound alone): replayed with --via cdev.
+    if (oracle.hotResetInfoCdev) {
+      const vfioDir = (bdf: string) => path.join(fixtures, lab, 'vfio/sys/bus/pci/devices', bdf, 'vfio-dev');
+      const cdevDevices = devices.map((d) => {
+        const a = oracle.hotResetInfoCdev[d.bdf].alone as { ok: boolean; devices?: { bdf: string; devid: number }[]; errno?: string };
+        return { ...d, cdev: fs.readdirSync(vfioDir(d.bdf))[0]!, hotReset: a.ok ? a.devices!.map((e) => ({ bdf: e.bdf, id: e.devid })) : a.errno! };
+      });
+      const kc = new FakeVfio({ devices: cdevDevices });
+      const rc = await cli(['reset-plan', ...oracle.vfioBound, '--verify', '--via', 'cdev', '--json'], path.join(fixtures, lab, 'vfio'), { vfioSys: async () => kc });
+      assert.equal(rc.code, 0, `${lab} via cdev: ${rc.stderr}`);
+      for (const p of rc.json().plans) {
+        assert.equal(p.verification, 'verified', `${lab} ${p.device} via cdev: ${JSON.stringify(p.differences)}`);
+        assert.equal(p.kernel.via, 'cdev');
+        checked++;
+      }
+    }
     // The same answers with one device's group changed are caught.
     const first = devices.find((d) => Array.isArray(d.hotReset));
     if (!first) continue; // rootbus: every answer is ENODEV
@@ -308,5 +324,6 @@ test('reset-plan --verify on every lab capture, the fake kernel replaying the re
     const w = await cli(['reset-plan', first.bdf, '--verify', '--json'], path.join(fixtures, lab, 'vfio'), { vfioSys: async () => wrong });
     assert.equal(w.code, 1, `${lab}: a changed group must differ`);
   }
-  assert.ok(checked >= 20, `${checked} plans checked`);
+  t.diagnostic(`${checked} plans verified against captured kernel answers`);
+  assert.ok(checked >= 40, `${checked} plans checked`);
 });
