@@ -10,6 +10,8 @@
 //    dist/cli-table3.cjs (required when a table is drawn) with a string-width that measures
 //    ASCII without rebuilding two large regular expressions per call
 //    (scripts/fast-string-width.cjs).
+//  - koffi (the FFI behind probe's ioctls) stays external: a native module, required from
+//    node_modules only when probe or reset-plan --verify runs.
 //  - commander gets node:child_process through scripts/lazy-child-process.cjs, and chalk
 //    no colour detection of its own (scripts/chalk-no-detect.mjs): both cost start-up time
 //    for nothing vfioctl uses.
@@ -49,6 +51,9 @@ await build({
       setup(b) {
         b.onResolve({ filter: /^execa$/ }, () => ({ path: './execa.cjs', external: true }));
         b.onResolve({ filter: /^cli-table3$/ }, () => ({ path: './cli-table3.cjs', external: true }));
+        // koffi loads a native binary that its package picks per platform: required from
+        // node_modules at run time, and only by probe and reset-plan --verify.
+        b.onResolve({ filter: /^koffi$/ }, () => ({ path: 'koffi', external: true }));
       },
     },
     {

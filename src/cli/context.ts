@@ -53,6 +53,10 @@ export interface CliContext {
   readonly invokedAs?: () => string;
   /** The directory vfioctl is installed in (bin/, examples/, schema/), for hints naming shipped files. */
   readonly packageDir?: string;
+  /** Whether stderr is a terminal (probe's reset-on-open warning goes there only then). Default false. */
+  readonly stderrIsTTY?: () => Promise<boolean>;
+  /** The open/close/ioctl calls of `probe` and `reset-plan --verify` (default: libc's, through koffi; tests pass a fake kernel). */
+  readonly vfioSys?: () => Promise<import('../vfio/sys.js').VfioSys>;
   /** Per-run state that main.ts reads back (set by run(); absent when a test builds a context by hand). */
   readonly runState?: RunState;
 }

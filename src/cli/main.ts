@@ -154,6 +154,8 @@ export async function main(): Promise<void> {
     stderr: fdWriter(2, readerGone),
     env: process.env,
     isTTY,
+    // Asked only by the commands that warn there (probe), not at every start-up.
+    stderrIsTTY: () => isTerminal(2),
     runner: execaRunner,
     catchSignals: true,
     // Bounded: at most maxBytes + 1 bytes are read (`yes | vfioctl apply -` stops there).

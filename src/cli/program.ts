@@ -14,6 +14,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerBind } from './commands/bind.js';
 import { registerUnbind } from './commands/unbind.js';
 import { registerVariants } from './commands/variants.js';
+import { registerProbe } from './commands/probe.js';
 
 export { VERSION } from './program-base.js';
 
@@ -27,6 +28,7 @@ export function createProgram(ctx: CliContext): Command {
   registerBind(program, ctx);
   registerUnbind(program, ctx);
   registerResetPlan(program, ctx);
+  registerProbe(program, ctx);
   registerApply(program, ctx);
   registerPersist(program, ctx);
   registerVfs(program, ctx);

@@ -76,6 +76,9 @@ if [ -f "$CACHE/kernel-cdev.env" ]; then
 fi
 gcc -O2 -Wall -Wextra "${oracle_inc[@]}" -static -o "$WORK/hotreset" "$HERE/oracle/hotreset.c" 2>/dev/null \
   || gcc -O2 -Wall -Wextra "${oracle_inc[@]}" -o "$WORK/hotreset" "$HERE/oracle/hotreset.c"
+log "building probe oracle"
+gcc -O2 -Wall -Wextra "${oracle_inc[@]}" -static -o "$WORK/probe" "$HERE/oracle/probe.c" 2>/dev/null \
+  || gcc -O2 -Wall -Wextra "${oracle_inc[@]}" -o "$WORK/probe" "$HERE/oracle/probe.c"
 
 # --- stage --------------------------------------------------------------------
 # The guest runs a frozen copy of the built checkout: the shared work tree may be
@@ -86,4 +89,5 @@ rm -rf "$STAGE" && mkdir -p "$STAGE/test/e2e/work"
 for p in package.json bin dist node_modules schema; do cp -a "$HERE/../../$p" "$STAGE/"; done
 cp -a "$HERE/guest" "$STAGE/test/e2e/"
 cp "$WORK/hotreset" "$STAGE/test/e2e/work/"
+cp "$WORK/probe" "$STAGE/test/e2e/work/"
 log "artifacts ready in $WORK"

@@ -28,6 +28,10 @@ export interface CliOptions {
   packageDir?: string;
   /** Skip the --json schema check (only for tests of invalid output handling). */
   noSchemaCheck?: boolean;
+  /** The fake VFIO kernel for probe and reset-plan --verify (helpers/fake-vfio.ts). */
+  vfioSys?: () => Promise<import('../../src/vfio/sys.js').VfioSys>;
+  /** Whether stderr is a terminal (probe's reset-on-open warning). */
+  stderrIsTTY?: boolean;
   /** Standard input for `apply -` (given the cap, as the real reader is). */
   readStdin?: (maxBytes?: number) => Promise<string>;
 }
@@ -61,6 +65,8 @@ export async function cli(argv: string[], root?: string, opts: CliOptions = {}):
     pciIdsFallback: opts.pciIdsFallback ?? [],
     ...(opts.makeFs ? { makeFs: opts.makeFs } : {}),
     ...(opts.readStdin ? { readStdin: opts.readStdin } : {}),
+    ...(opts.vfioSys ? { vfioSys: opts.vfioSys } : {}),
+    ...(opts.stderrIsTTY !== undefined ? { stderrIsTTY: async () => opts.stderrIsTTY! } : {}),
   });
   if (!opts.noSchemaCheck) validateJsonRun(full, code, stdout);
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };

@@ -31,6 +31,7 @@ export const SCHEMA_OF_COMMAND: Record<string, string> = {
   unbind: 'bind',
   apply: 'bind',
   'reset-plan': 'reset-plan',
+  probe: 'probe',
   snapshot: 'snapshot',
   doctor: 'doctor',
   grant: 'grant',

@@ -4,6 +4,8 @@ import type { AffectedDevice, HotResetPlan, ResetPlan, ResetPlans, SetAnalysis, 
 import type { IommufdAnswer } from '../../plan/iommufd-reset.js';
 import type { HostUse } from '../../sysfs/in-use.js';
 import { columns, stripAnsi } from './table.js';
+import type { PlanCheck } from '../verify-plans.js';
+import type { KernelAnswer } from '../../vfio/verify.js';
 
 /** How the host uses a device, with stable codes (in-use findings, as `bind` checks them). */
 export type FindingsOf = (bdf: Bdf) => readonly HostUse[];
@@ -169,4 +171,41 @@ export function renderResetPlans(r: ResetPlans, c: ChalkInstance): string {
   if (r.set) parts.push(renderSet(r.set, c));
   if (r.plans.some((p) => p.hotReset.slot !== null || /pciehp/.test(p.hotReset.reason))) parts.push(c.dim(`slot numbering: ${r.slotReading.text}`));
   return parts.join('\n\n');
+}
+
+/**
+ * `reset-plan --verify --json`: each plan gains `verified` (true only when the kernel agreed),
+ * `verification` (verified, differs, not-verifiable), `kernel` (the INFO answer: devices with
+ * their groups, or the errno; null when not asked) and `differences` (field, plan, kernel).
+ */
+export function withVerifications(doc: Record<string, unknown>, checks: readonly PlanCheck[]): Record<string, unknown> {
+  const plans = (doc.plans as Record<string, unknown>[]).map((p, i) => {
+    const c = checks[i]!;
+    return {
+      ...p,
+      verified: c.verification === 'verified',
+      verification: c.verification,
+      verificationReason: c.reason,
+      kernel: c.kernel === null ? null : c.kernel.ok ? { via: c.via, devices: c.kernel.devices.map((d) => ({ bdf: d.bdf, group: d.group })), error: null } : { via: c.via, devices: null, error: c.kernel.errno },
+      differences: c.differences.map((d) => ({ field: d.field, plan: d.plan, kernel: d.kernel })),
+    };
+  });
+  return { ...doc, plans };
+}
+
+export function renderVerifications(checks: readonly PlanCheck[], c: ChalkInstance): string {
+  const out = [c.bold('Checked with the kernel (VFIO_DEVICE_GET_PCI_HOT_RESET_INFO):')];
+  for (const k of checks) {
+    if (k.verification === 'not-verifiable') out.push(`  ${k.device}: ${c.dim(`not verifiable: ${k.reason}`)}`);
+    else if (k.verification === 'verified') out.push(`  ${k.device}: ${c.green('verified by the kernel')} (via ${k.via}: ${kernelText(k.kernel!)})`);
+    else {
+      out.push(`  ${k.device}: ${c.red('differs from the kernel')} (via ${k.via}: ${kernelText(k.kernel!)})`);
+      for (const d of k.differences) out.push(`    ${d.field}: plan ${d.plan}, kernel ${d.kernel}`);
+    }
+  }
+  return out.join('\n');
+}
+
+function kernelText(a: KernelAnswer): string {
+  return a.ok ? a.devices.map((d) => `${d.bdf} group ${d.group ?? '-'}`).join(', ') || 'no devices' : a.errno;
 }
