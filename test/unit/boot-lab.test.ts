@@ -8,7 +8,7 @@ import { bindEvents, driversBound, logBetween, message, parseDrivers, parseJourn
 import { KERNEL_APPEND, bootArgs } from '../e2e/boot/qemu.js';
 import { hotplug, readmeFleet, stepLib, stepScript } from '../e2e/boot/steps.js';
 import { REPO } from '../helpers/cli.js';
-import { BRIDGED, DEVICES, NIC, desiredState, topologyArgs } from '../e2e/boot/topology.js';
+import { BRIDGED, DEVICES, NIC, desiredState, namespaceImage, topologyArgs } from '../e2e/boot/topology.js';
 import { parseDesiredState } from '../../src/provision/desired-state.js';
 
 /** The boot lab's pure parts: what it reads from a guest, and what it hands QEMU and the guest. */
@@ -64,7 +64,7 @@ test('journal entries: a unit\'s own lines only, byte-array messages decoded', (
 });
 
 test('bootArgs: the lab\'s VT-d, the overlay disk, three 9p shares (in and project read-only), the topology', () => {
-  const args = bootArgs({ kernel: '/k', initrd: '/i', disk: '/d.qcow2', inDir: '/in', outDir: '/out', projDir: '/proj', devices: topologyArgs(), smp: 1 });
+  const args = bootArgs({ kernel: '/k', initrd: '/i', disk: '/d.qcow2', inDir: '/in', outDir: '/out', projDir: '/proj', devices: topologyArgs('/ns.raw'), smp: 1 });
   assert.deepEqual(args.slice(args.indexOf('-kernel'), args.indexOf('-kernel') + 6), ['-kernel', '/k', '-initrd', '/i', '-append', KERNEL_APPEND]);
   assert.ok(args.includes('intel-iommu,intremap=on,caching-mode=on'));
   assert.ok(args.includes('file=/d.qcow2,format=qcow2,if=none,id=disk0,cache=unsafe'));
@@ -79,8 +79,8 @@ test('bootArgs: the lab\'s VT-d, the overlay disk, three 9p shares (in and proje
 });
 
 test('topology: a device left out is gone from QEMU\'s list, the others stay', () => {
-  const all = topologyArgs().join(' ');
-  const without = topologyArgs([BRIDGED]).join(' ');
+  const all = topologyArgs('/ns.raw').join(' ');
+  const without = topologyArgs('/ns.raw', [BRIDGED]).join(' ');
   assert.match(all, /-device e1000,bus=pb1/);
   assert.doesNotMatch(without, /-device e1000,bus=pb1/);
   assert.match(without, /-device e1000e,bus=rp1/);
@@ -141,4 +141,19 @@ test('readmeFleet finds the README\'s inventory and fleet playbook (the boot lab
   assert.match(f.playbook, /vfioctl\.vfio\.vfio_bindings:/);
   assert.match(f.playbook, /handlers:/);
   assert.throws(() => readmeFleet('no blocks'), /inventory\.ini/);
+});
+
+test('the NVMe namespace holds an MBR with one Linux partition (the kernel logs it when nvme binds)', (t) => {
+  const img = namespaceImage();
+  assert.equal(img.length, 1 << 20);
+  assert.equal(img.readUInt16LE(510), 0xaa55);
+  assert.equal(img[0x1be], 0, 'boot indicator');
+  assert.equal(img[0x1be + 4], 0x83);
+  assert.deepEqual([img.readUInt32LE(0x1be + 8), img.readUInt32LE(0x1be + 12)], [1, 2047]);
+  // Where sfdisk is installed, it reads the same table.
+  const r = spawnSync('sfdisk', ['--json', '-'], { input: img, encoding: 'utf8' });
+  if (r.error) return t.skip('no sfdisk');
+  assert.equal(r.status, 0, r.stderr);
+  const parts = JSON.parse(r.stdout).partitiontable.partitions as { start: number; size: number; type: string }[];
+  assert.deepEqual(parts.map((p) => [p.start, p.size, p.type]), [[1, 2047, '83']]);
 });

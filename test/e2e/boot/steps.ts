@@ -112,13 +112,16 @@ journalctl -b --no-pager -o json -u 'vfioctl-hotplug@*' > hotplug-journal.jsonl 
  * The Ansible module under Debian's ansible-core, connection local: converge, converge again,
  * --check on another state, a bad entry; and vfioctl's own answer to that entry, to compare.
  */
-export const ANSIBLE = `export ANSIBLE_COLLECTIONS_PATH=/opt/vfioctl/contrib/ansible ANSIBLE_STDOUT_CALLBACK=json \\
+export const ANSIBLE = `export ANSIBLE_COLLECTIONS_PATH=/opt/vfioctl/contrib/ansible \\
   ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False ANSIBLE_NOCOLOR=1 HOME=/root
+# ansible-core has no json stdout callback (that is ansible.posix): its tree callback writes each
+# host's task result as JSON, tree-NAME/localhost (the playbook has one task).
 play() { # NAME VARS [OPTIONS...]
   local name=$1 vars=$2; shift 2
   local t0=$(date +%s%N)
+  ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.tree ANSIBLE_CALLBACK_TREE_DIR="$PWD/tree-$name" \\
   ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 \\
-    -e @/lab/in/$vars "$@" /lab/in/playbook.yml > ansible-$name.json 2> ansible-$name.err
+    -e @/lab/in/$vars "$@" /lab/in/playbook.yml > ansible-$name.out 2> ansible-$name.err
   echo $? > ansible-$name.rc
   echo $(( ($(date +%s%N) - t0) / 1000000 )) > ansible-$name.ms
   drivers ansible-$name.drivers
@@ -129,7 +132,7 @@ play check other.json --check --diff
 play bad bad.json
 vfioctl apply --json -- - < /lab/in/bad-desired.json > bad-direct.json 2> bad-direct.err; echo $? > bad-direct.rc
 # The README's fleet playbook parses and its module resolves.
-ANSIBLE_STDOUT_CALLBACK=default ansible-playbook --syntax-check -i /lab/in/inventory.ini /lab/in/site.yml > fleet-syntax.txt 2>&1
+ansible-playbook --syntax-check -i /lab/in/inventory.ini /lab/in/site.yml > fleet-syntax.txt 2>&1
 echo $? > fleet-syntax.rc`;
 
 /** The lab's playbook: one task, the module, with the devices from the extra vars. */

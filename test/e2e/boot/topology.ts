@@ -21,15 +21,33 @@ export const DEVICES: readonly BootDevice[] = [NIC, NVME, BRIDGED];
 
 const dev = (...parts: string[]) => ['-device', parts.join(',')];
 
-/** QEMU devices; `without` leaves devices out (a device that is gone, scenario 4). */
-export function topologyArgs(without: readonly BootDevice[] = []): string[] {
+/**
+ * The NVMe namespace's contents: 1 MiB with an MBR holding one partition, so that when the nvme
+ * driver binds, the kernel logs the namespace (" nvme0n1: p1"): evidence the drive was taken.
+ */
+export function namespaceImage(): Buffer {
+  const img = Buffer.alloc(1 << 20);
+  const entry = 0x1be;
+  img[entry + 4] = 0x83; // Linux
+  img.writeUInt32LE(1, entry + 8); // first sector
+  img.writeUInt32LE(img.length / 512 - 1, entry + 12); // sectors
+  img[510] = 0x55;
+  img[511] = 0xaa;
+  return img;
+}
+
+/**
+ * QEMU devices; `without` leaves devices out (a device that is gone, scenario 4); the NVMe
+ * drive's namespace is `namespace` (a file from namespaceImage), read-only.
+ */
+export function topologyArgs(namespace: string, without: readonly BootDevice[] = []): string[] {
   const gone = new Set(without.map((d) => d.bdf));
   return [
     ...dev('pcie-root-port', 'id=rp1', 'bus=pcie.0', 'addr=0x2', 'chassis=1'),
     ...dev('pcie-root-port', 'id=rp2', 'bus=pcie.0', 'addr=0x3', 'chassis=2'),
     ...dev('pcie-root-port', 'id=rp3', 'bus=pcie.0', 'addr=0x4', 'chassis=3'),
     ...(gone.has(NIC.bdf) ? [] : dev('e1000e', 'bus=rp1', 'romfile=')),
-    ...(gone.has(NVME.bdf) ? [] : dev('nvme', 'bus=rp2', 'serial=bootlab')),
+    ...(gone.has(NVME.bdf) ? [] : ['-drive', `file=${namespace},format=raw,if=none,id=nvmens,readonly=on`, ...dev('nvme', 'bus=rp2', 'serial=bootlab', 'drive=nvmens')]),
     ...dev('pcie-pci-bridge', 'id=pb1', 'bus=rp3'),
     ...(gone.has(BRIDGED.bdf) ? [] : dev('e1000', 'bus=pb1', 'addr=0x1', 'romfile=')),
   ];
