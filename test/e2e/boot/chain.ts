@@ -97,3 +97,20 @@ export function readOr(file: string, fallback = ''): string {
     return fallback;
   }
 }
+
+/**
+ * The runs a previous `runChain` left in workDir, without booting (LAB_BOOT_REPLAY=1): to work
+ * on the assertions against a real guest's evidence in seconds.
+ */
+export function replayChain(name: string, boots: readonly Boot[], workDir: string): BootRun[] {
+  const runs: BootRun[] = [];
+  for (const [i, b] of boots.entries()) {
+    const base = path.join(workDir, name, `${i + 1}-${b.name}`);
+    const outDir = path.join(base, 'out');
+    if (!fs.existsSync(outDir)) break;
+    const uptime = readOr(path.join(outDir, 'uptime.txt'));
+    const failure = fs.existsSync(path.join(outDir, 'step.rc')) ? null : 'the step did not finish (replayed)';
+    runs.push({ name: b.name, outDir, consoleLog: path.join(base, 'console.log'), seconds: 0, bootSeconds: uptime ? Number(uptime) : null, failure });
+  }
+  return runs;
+}
