@@ -77,6 +77,7 @@ if (process.env.LAB_BOOT_REPLAY === '1') {
     .then((runs) => new Map(names.map((n, i) => [n, runs[i]!])));
 }
 
+const timed = new Set<string>();
 /** The boots of a chain, failing the test (with the console's tail) if one did not finish. */
 async function boots(t: any, chain: string, count: number): Promise<BootRun[]> {
   const runs = (await results!).get(chain);
@@ -84,7 +85,8 @@ async function boots(t: any, chain: string, count: number): Promise<BootRun[]> {
     t.skip(`chain ${chain} not in LAB_BOOT_CHAINS`);
     return [];
   }
-  for (const r of runs) t.diagnostic(`${chain}/${r.name}: ${r.seconds.toFixed(1)}s (step began at guest uptime ${r.bootSeconds ?? '?'}s)`);
+  if (!timed.has(chain)) for (const r of runs) t.diagnostic(`${chain}/${r.name}: ${r.seconds.toFixed(1)}s (step began at guest uptime ${r.bootSeconds ?? '?'}s)`);
+  timed.add(chain);
   const bad = runs.find((r) => r.failure);
   if (bad) throw new Error(`${chain}/${bad.name}: ${bad.failure}; console: ${path.relative(repo, bad.consoleLog)}\n${tail(bad.consoleLog)}`);
   assert.ok(runs.length >= count, `${chain}: ${runs.length} boots ran, ${count} needed`);
