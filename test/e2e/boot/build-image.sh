@@ -8,6 +8,8 @@
 # guest/*, Node's version); a second run with the same key only prints the path.
 # Prints the cache directory on stdout; logs on stderr. Runs as root (mmdebstrap --mode=root).
 set -euo pipefail
+# stdout carries the directory only: everything the build tools print goes to stderr.
+exec 3>&1 1>&2
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="$(cd "$HERE/.." && pwd)/cache"
 NODE="$(command -v node)"
@@ -17,7 +19,7 @@ key="$( { cat "$HERE/build-image.sh" "$HERE/packages.txt" "$HERE"/guest/*; "$NOD
 OUT="$CACHE/boot-$key"
 if [ -f "$OUT/ready" ]; then
   log "cached image $OUT"
-  echo "$OUT"
+  echo "$OUT" >&3
   exit 0
 fi
 
@@ -73,4 +75,4 @@ rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 # Older images (other keys) are not needed any more.
 for d in "$CACHE"/boot-*; do [ "$d" = "$OUT" ] || rm -rf "$d"; done
 log "image built in ${secs}s: $(cat "$OUT/build.json")"
-echo "$OUT"
+echo "$OUT" >&3
