@@ -23,7 +23,17 @@ done
 bash "$HERE/build.sh" "${kernels[@]}"
 [ -f "$REPO/dist/test/e2e/host/lab.test.js" ] || { echo "run tsc first (npm run test:e2e does)" >&2; exit 1; }
 
-# The whole run is bounded too, in case something outside the VMs hangs
-# (the kernel build above is not counted: it has its own cache and log).
-exec timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-$(( 1500 * ${#kernels[@]} ))}" \
-  node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js"
+# Each part is bounded too, in case something outside the VMs hangs (the kernel build above
+# is not counted: it has its own cache and log).
+rc=0
+if [ "${LAB_BOOT:-1}" != only ]; then
+  timeout --kill-after=30 "${LAB_TOTAL_TIMEOUT:-$(( 1500 * ${#kernels[@]} ))}" \
+    node --test-reporter=spec "$REPO/dist/test/e2e/host/lab.test.js" || rc=$?
+fi
+# The boot lab (test/e2e/boot, host/boot.test.ts): LAB_BOOT=0 skips it, LAB_BOOT=only runs it alone.
+if [ "${LAB_BOOT:-1}" != 0 ]; then
+  boot_image="$(bash "$HERE/boot/build-image.sh")" || exit 1
+  LAB_BOOT_IMAGE="$boot_image" timeout --kill-after=30 "${LAB_BOOT_TIMEOUT:-1800}" \
+    node --test-reporter=spec "$REPO/dist/test/e2e/host/boot.test.js" || rc=$?
+fi
+exit "$rc"
