@@ -56,14 +56,27 @@ async function runCommand(argv: readonly string[], outer: CliContext): Promise<n
     if (!json || runState.jsonPrinted) return;
     ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, error: { code, exit, message, hint } }, null, 2) + '\n');
   };
-  // Under --json stdout is held until the end, so that --help and --version can answer with
-  // a document too (commander's text inside) instead of the text.
+  // Under --json stdout is held until the command prints its document, so that --help and
+  // --version can answer with a document too (commander's text inside) instead of the text.
+  // From its document on, it goes straight out (in the same order): a large host's document
+  // is written in pieces and never held whole.
   let captured = '';
-  const inner: CliContext = json ? { ...ctx, stdout: { write: (s: string) => void (captured += s) } } : ctx;
   const release = () => {
     if (captured) ctx.stdout.write(captured);
     captured = '';
   };
+  const passOn = (s: string) => {
+    release();
+    return ctx.stdout.write(s);
+  };
+  const held = {
+    write: (s: string): unknown => {
+      if (runState.jsonPrinted) return passOn(s);
+      captured += s;
+      return true;
+    },
+  };
+  const inner: CliContext = json ? { ...ctx, stdout: held } : ctx;
   try {
     const program = await loadProgram(argv, inner);
     await program.parseAsync([...argv], { from: 'user' });

@@ -29,36 +29,64 @@ export function vfioDevName(fs: FsRoot, bdf: Bdf): string | null {
   return fs.list(`${devicePath(bdf)}/vfio-dev`).find((n) => /^(noiommu-)?vfio\d+$/.test(n)) ?? null;
 }
 
+/**
+ * Whether `name` is in directory `dir`, for the node lookups below. Given a `listed` answer
+ * (a reader on many devices lists each directory once), a name missing from the listing
+ * is answered without a lookup; a listed one is still looked up (lexists: a link leading
+ * out of the root counts as missing there, as it does here).
+ */
+type Lookup = (dir: string, name: string) => boolean;
+const lookup = (fs: FsRoot): Lookup => (dir, name) => fs.lexists(`${dir}/${name}`);
+
 /** The device's vfio-dev/ entry when it has a cdev (a device number), else null. */
-export function vfioCdevName(fs: FsRoot, bdf: Bdf): string | null {
+export function vfioCdevName(fs: FsRoot, bdf: Bdf, has: Lookup = lookup(fs)): string | null {
   const name = vfioDevName(fs, bdf);
   if (name === null) return null;
-  return fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`) || fs.lexists(`${DEV_VFIO}/devices/${name}`) ? name : null;
+  return fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`) || has(`${DEV_VFIO}/devices`, name) ? name : null;
 }
 
 /** The group node of a vfio-bound device's group, when the tree shows it. */
-function groupNode(fs: FsRoot, group: number): string | null {
+function groupNode(group: number, has: Lookup): string | null {
   for (const name of [String(group), `noiommu-${group}`]) {
-    if (fs.lexists(`${DEV_VFIO}/${name}`) || fs.lexists(`/sys/class/vfio/${name}`)) return `${DEV_VFIO}/${name}`;
+    if (has(DEV_VFIO, name) || has('/sys/class/vfio', name)) return `${DEV_VFIO}/${name}`;
   }
   return null;
 }
 
-export function vfioNodes(fs: FsRoot, d: PciDevice): VfioNodes {
+export function vfioNodes(fs: FsRoot, d: PciDevice, has: Lookup = lookup(fs)): VfioNodes {
   if (!isVfioBound(d)) return NO_VFIO_NODES;
-  const cdev = vfioCdevName(fs, d.bdf);
+  const cdev = vfioCdevName(fs, d.bdf, has);
   return {
-    vfioGroupNode: d.iommuGroup === null ? null : groupNode(fs, d.iommuGroup),
+    vfioGroupNode: d.iommuGroup === null ? null : groupNode(d.iommuGroup, has),
     vfioCdev: cdev === null ? null : `${DEV_VFIO}/devices/${cdev}`,
   };
 }
 
-/** A per-command reader: the nodes of one device, each read once. */
+/** vfio-bound devices a reader looks up one by one before it lists the node directories instead. */
+const LIST_AFTER = 4;
+
+/**
+ * A per-command reader: the nodes of one device, each read once. From the LIST_AFTER-th
+ * vfio-bound device on, /dev/vfio, /dev/vfio/devices and /sys/class/vfio are listed once and
+ * a name not in them costs no lookup (a host with hundreds of vfio-bound VFs made up to 5
+ * lookups for each; `show` of one device lists nothing).
+ */
 export function vfioNodeReader(fs: FsRoot): (d: PciDevice) => VfioNodes {
   const cache = new Map<Bdf, VfioNodes>();
+  const listings = new Map<string, ReadonlySet<string> | null>();
+  let bound = 0;
+  const listed: Lookup = (dir, name) => {
+    let names = listings.get(dir);
+    if (names === undefined) listings.set(dir, (names = fs.entries(dir) ?? null));
+    return (names === null || names.has(name)) && fs.lexists(`${dir}/${name}`);
+  };
+  const one = lookup(fs);
   return (d) => {
     let v = cache.get(d.bdf);
-    if (!v) cache.set(d.bdf, (v = vfioNodes(fs, d)));
+    if (!v) {
+      if (isVfioBound(d)) bound++;
+      cache.set(d.bdf, (v = vfioNodes(fs, d, bound > LIST_AFTER ? listed : one)));
+    }
     return v;
   };
 }
