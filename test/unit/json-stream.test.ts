@@ -76,7 +76,8 @@ test('groups --json: the vfio nodes of many devices (node directories listed onc
   const bound = [...host.devices.values()].filter(isVfioBound);
   assert.ok(bound.length > 50, `${bound.length} vfio-bound devices`);
   // Some groups with a node, one in noiommu mode, one only under /sys/class/vfio; some cdevs
-  // by their vfio-dev/X/dev, some only by /dev/vfio/devices/X, one /dev entry a link out of the root.
+  // by their vfio-dev/X/dev, some only by /dev/vfio/devices/X, one /dev entry a link out of the
+  // root; the devices' vfio-dev/ names from /sys/class/vfio-dev, one device missing there.
   fs.mkdirSync(path.join(root, 'dev/vfio/devices'), { recursive: true });
   fs.mkdirSync(path.join(root, 'sys/class/vfio'), { recursive: true });
   bound.forEach((d, i) => {
@@ -87,16 +88,22 @@ test('groups --json: the vfio nodes of many devices (node directories listed onc
     if (i === 10) fs.symlinkSync('/dev/null', path.join(root, 'dev/vfio', String(d.iommuGroup)));
     if (i % 4 === 1) fs.writeFileSync(path.join(root, 'sys/bus/pci/devices', d.bdf, 'vfio-dev', dev, 'dev'), '511:3\n');
     if (i % 5 === 2) fs.writeFileSync(path.join(root, 'dev/vfio/devices', dev), '');
+    // One device the vfio-dev class does not name (its own vfio-dev/ is listed then).
+    if (i === 13) fs.rmSync(path.join(root, 'sys/class/vfio-dev', dev));
   });
   const doc = (await cli(['groups', '--json'], root)).json();
   const got = new Map<string, unknown>(doc.groups.flatMap((g: { devices: { bdf: string; vfioGroupNode: string | null; vfioCdev: string | null }[] }) =>
     g.devices.map((d) => [d.bdf, { vfioGroupNode: d.vfioGroupNode, vfioCdev: d.vfioCdev }])));
+  assert.ok(fs.readdirSync(path.join(root, 'sys/class/vfio-dev')).length >= bound.length - 1, 'the bench host has the vfio-dev class');
   let nodes = 0;
+  let cdevs = 0;
   const one = new FsRoot(root);
   for (const d of host.devices.values()) {
     const want = vfioNodes(one, d);
     assert.deepEqual(got.get(d.bdf), want, d.bdf);
     if (want.vfioGroupNode !== null) nodes++;
+    if (want.vfioCdev !== null) cdevs++;
   }
   assert.ok(nodes > 15, `${nodes} devices with a group node`);
+  assert.ok(cdevs > 15, `${cdevs} devices with a cdev`);
 });

@@ -61,7 +61,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       const names = s.pciNames();
       const noIommu = host.iommuPresent ? null : noIommuMessage(ctx, s.fs.root, s.fs.read(PROC_CMDLINE) ?? '');
       if (s.json) {
-        const nodes = vfioNodeReader(s.fs);
+        const nodes = vfioNodeReader(s.fs, { wholeHost: true });
         // Each group's object is made as it is written (json-stream.ts): memory for one group, not the host.
         s.printJson({ iommuPresent: host.iommuPresent, groups: new LazyArray(views, (v) => groupJson(host, v, names, nodes)), ...(noIommu ? { hint: noIommu.hint } : {}) });
         return;
