@@ -7,6 +7,7 @@ import { FsRoot } from '../sysfs/fsroot.js';
 import { loadPciNames, type PciNames } from '../sysfs/pciids.js';
 import { PCI_IDS_CANDIDATES } from '../sysfs/paths.js';
 import { makeChalk, resolveColorLevel } from './color.js';
+import { writeJson } from './render/json-stream.js';
 
 import type { Runner, Writer } from '../ports.js';
 
@@ -133,7 +134,9 @@ export function openSession(ctx: CliContext, cmd: Command): Session {
     print: (text) => void ctx.stdout.write(text.endsWith('\n') ? text : text + '\n'),
     printJson: (doc) => {
       if (ctx.runState) ctx.runState.jsonPrinted = true;
-      ctx.stdout.write(JSON.stringify({ schemaVersion: SCHEMA_VERSION, ...doc, ...jsonExtras }, null, 2) + '\n');
+      // Written in pieces (a LazyArray member is made as it is written): the text of a large
+      // host's document is never held whole.
+      writeJson({ schemaVersion: SCHEMA_VERSION, ...doc, ...jsonExtras }, (text) => void ctx.stdout.write(text), '\n');
     },
     pciNames: () => loadPciNames(fs, fs.root === '/' ? [] : ctx.pciIdsFallback ?? PCI_IDS_CANDIDATES),
     warn: (text) => void ctx.stderr.write(`${errChalk.yellow('warning:')} ${text}\n`),

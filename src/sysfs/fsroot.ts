@@ -420,6 +420,22 @@ export class FsRoot {
     }
   }
 
+  /**
+   * Directory entries as a set, for answering many lookups in one directory: empty when it is
+   * missing (or leads outside the root: nothing in it reads either), undefined when it
+   * exists but cannot be listed (ask entry by entry).
+   */
+  entries(p: string): ReadonlySet<string> | undefined {
+    const host = this.confined ? this.real(p) : p;
+    if (host === null) return new Set();
+    try {
+      return new Set(readdirSync(host));
+    } catch (err) {
+      const code = errnoOf(err);
+      return code === 'ENOENT' || code === 'ENOTDIR' ? new Set() : undefined;
+    }
+  }
+
   exists(p: string): boolean {
     const host = this.confined ? this.real(p) : p;
     return host !== null && fs.existsSync(host);

@@ -24,7 +24,9 @@ import { synthHost, writeHost } from './synth.js';
  * Env: BENCH_RUNS (default 9), BENCH_SIZES (default 120,1024,4096,16384), BENCH_DIR
  * (reuse/keep generated trees there; default a temporary directory on /dev/shm when there
  * is one), BENCH_NS=0 (no mount namespace), BENCH_BASELINE=DIR (another checkout, built:
- * its vfioctl runs interleaved with this one's, for an A/B comparison).
+ * its vfioctl runs interleaved with this one's, for an A/B comparison), BENCH_INSTR=1 (also
+ * run each command once under valgrind's callgrind and report its instructions, all threads
+ * together: user space only, but repeatable on a shared machine where CPU time is not).
  */
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const BIN = path.join(REPO, 'bin/vfioctl');
@@ -44,7 +46,16 @@ interface Sample {
   cpu: number;
   rss: number;
 }
-type Results = Record<string, { wall: number; cpu: number; rss: number }>;
+/** Medians, and instructions (millions; NaN unless BENCH_INSTR=1 and valgrind is there). */
+type Results = Record<string, { wall: number; cpu: number; rss: number; instr: number }>;
+const INSTR = process.env.BENCH_INSTR === '1';
+
+/** Instructions (millions) the command executes in user space, all its threads, from callgrind. */
+function instructions(c: Cmd): number {
+  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', c.file, ...c.args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
+  const m = /I\s+refs:\s+([\d,]+)/.exec(r.stderr?.toString() ?? '');
+  return m ? Number(m[1]!.replace(/,/g, '')) / 1e6 : NaN;
+}
 
 /** Children's user+system CPU so far, from /proc/self/stat (clock ticks): the meter's fallback. */
 function childCpuMs(): number {
@@ -98,7 +109,10 @@ function measure(cmds: Cmd[], runs: number, meter: string | null, scratch: strin
   }
   fs.rmSync(report, { force: true });
   const out: Results = {};
-  for (const [c, s] of samples) out[c.label] = { wall: median(s.map((x) => x.wall)), cpu: median(s.map((x) => x.cpu)), rss: median(s.map((x) => x.rss)) };
+  const valgrind = INSTR && has('valgrind', ['--version']);
+  for (const [c, s] of samples) {
+    out[c.label] = { wall: median(s.map((x) => x.wall)), cpu: median(s.map((x) => x.cpu)), rss: median(s.map((x) => x.rss)), instr: valgrind ? instructions(c) : NaN };
+  }
   return out;
 }
 
@@ -198,8 +212,10 @@ function main(): void {
       }
       all.set(n, t);
       console.log(`${n} functions (${tree})`);
-      console.log('  command                          wall ms   cpu ms   max RSS MB');
-      for (const [label, v] of Object.entries(t)) console.log(`  ${label.padEnd(30)} ${f0(v.wall).padStart(8)} ${f0(v.cpu).padStart(8)} ${f0(v.rss).padStart(12)}`);
+      console.log(`  command                          wall ms   cpu ms   max RSS MB${INSTR ? '   instr M' : ''}`);
+      for (const [label, v] of Object.entries(t)) {
+        console.log(`  ${label.padEnd(30)} ${f0(v.wall).padStart(8)} ${f0(v.cpu).padStart(8)} ${f0(v.rss).padStart(12)}${INSTR ? f0(v.instr).padStart(10) : ''}`);
+      }
       console.log('');
       const cpu = (l: string) => t[l]?.cpu ?? NaN;
       const verdict = (ok: boolean) => (ok ? 'MET' : 'MISSED');
@@ -231,6 +247,11 @@ function main(): void {
     console.log(`CPU ms (user+sys, medians)\n  ${'functions'.padStart(9)} ${labels.map((l) => l.padStart(Math.max(8, l.length))).join(' ')}`);
     for (const [n, t] of all) console.log(`  ${String(n).padStart(9)} ${labels.map((l) => f0(t[l]?.cpu ?? NaN).padStart(Math.max(8, l.length))).join(' ')}`);
     console.log('');
+    if (INSTR) {
+      console.log(`instructions, millions (callgrind, one run, all threads)\n  ${'functions'.padStart(9)} ${labels.map((l) => l.padStart(Math.max(8, l.length))).join(' ')}`);
+      for (const [n, t] of all) console.log(`  ${String(n).padStart(9)} ${labels.map((l) => f0(t[l]?.instr ?? NaN).padStart(Math.max(8, l.length))).join(' ')}`);
+      console.log('');
+    }
     if (!lspci) lines.push('lspci not installed (pciutils): lspci timings and ratios skipped');
     if (!floor) lines.push('no C compiler (cc): the floor.c reference skipped');
     console.log(lines.join('\n'));

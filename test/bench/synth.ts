@@ -39,6 +39,8 @@ const bdfOf = (bus: number, dev: number, fn: number, domain = 0) => `${hex(domai
 export function synthHost(total: number): SynthDevice[] {
   const out: SynthDevice[] = [];
   let group = 0;
+  // VFIO device indices, one per vfio-bound function as the kernel numbers them.
+  let vfio = 0;
   const add = (d: Omit<SynthDevice, 'group'>, g: number) => {
     if (out.length < total) out.push({ ...d, group: g });
     return out.length < total;
@@ -68,8 +70,8 @@ export function synthHost(total: number): SynthDevice[] {
       // A GPU and its HDMI audio function straight below the root port.
       const gpuBus = bus++;
       const g = group++;
-      add({ bdf: at(gpuBus, 0, 0), parent: port, vendor: '10de', device: '2204', class: '030000', driver: rp % 8 === 3 ? 'vfio-pci' : 'nvidia', vfioDev: rp % 8 === 3 ? `vfio${rp}` : undefined, multifunction: true }, g);
-      add({ bdf: at(gpuBus, 0, 1), parent: port, vendor: '10de', device: '1aef', class: '040300', driver: rp % 8 === 3 ? 'vfio-pci' : 'snd_hda_intel', vfioDev: rp % 8 === 3 ? `vfio${rp + 100}` : undefined, multifunction: true }, g);
+      add({ bdf: at(gpuBus, 0, 0), parent: port, vendor: '10de', device: '2204', class: '030000', driver: rp % 8 === 3 ? 'vfio-pci' : 'nvidia', vfioDev: rp % 8 === 3 ? `vfio${vfio++}` : undefined, multifunction: true }, g);
+      add({ bdf: at(gpuBus, 0, 1), parent: port, vendor: '10de', device: '1aef', class: '040300', driver: rp % 8 === 3 ? 'vfio-pci' : 'snd_hda_intel', vfioDev: rp % 8 === 3 ? `vfio${vfio++}` : undefined, multifunction: true }, g);
       out.find((d) => d.bdf === port)!.secondary = gpuBus;
       out.find((d) => d.bdf === port)!.subordinate = gpuBus;
       continue;
@@ -94,7 +96,7 @@ export function synthHost(total: number): SynthDevice[] {
         const devfn = 0x80 + i;
         const pf = pfs[i % 2]!;
         const driver = i % 3 === 0 ? 'vfio-pci' : i % 3 === 1 ? 'iavf' : null;
-        add({ bdf: at(nicBus, devfn >> 3, devfn & 7), parent: down, vendor: '8086', device: '154c', class: '020000', driver, physfn: pf, vfioDev: driver === 'vfio-pci' ? `vfio${out.length}` : undefined }, acs ? group++ : shared);
+        add({ bdf: at(nicBus, devfn >> 3, devfn & 7), parent: down, vendor: '8086', device: '154c', class: '020000', driver, physfn: pf, vfioDev: driver === 'vfio-pci' ? `vfio${vfio++}` : undefined }, acs ? group++ : shared);
       }
       const dpDev = out.find((d) => d.bdf === down);
       if (dpDev) dpDev.secondary = dpDev.subordinate = nicBus;
@@ -190,7 +192,12 @@ export function writeHost(root: string, devices: readonly SynthDevice[]): void {
       rel(path.join(dir, 'driver'), ddir);
       rel(path.join(ddir, d.bdf), dir);
     }
-    if (d.vfioDev) mk(path.join(dir, 'vfio-dev', d.vfioDev));
+    if (d.vfioDev) {
+      mk(path.join(dir, 'vfio-dev', d.vfioDev));
+      // The vfio-dev class's link to it, as the driver core makes it.
+      mk(path.join(sys, 'class/vfio-dev'));
+      rel(path.join(sys, 'class/vfio-dev', d.vfioDev), path.join(dir, 'vfio-dev', d.vfioDev));
+    }
     const gdir = path.join(groupsDir, String(d.group));
     if (!groups.has(d.group)) {
       groups.add(d.group);

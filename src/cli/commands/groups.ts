@@ -9,6 +9,7 @@ import { openSession, type CliContext } from '../context.js';
 import { vfioNodeReader } from '../../sysfs/vfio-nodes.js';
 import { groupJson, renderGroups, renderGroupsTable, viewGroup } from '../render/groups.js';
 import { noIommuMessage } from '../first-minute.js';
+import { LazyArray } from '../render/json-stream.js';
 
 interface GroupsOptions {
   group?: string;
@@ -60,8 +61,9 @@ export function registerGroups(program: Command, ctx: CliContext): void {
       const names = s.pciNames();
       const noIommu = host.iommuPresent ? null : noIommuMessage(ctx, s.fs.root, s.fs.read(PROC_CMDLINE) ?? '');
       if (s.json) {
-        const nodes = vfioNodeReader(s.fs);
-        s.printJson({ iommuPresent: host.iommuPresent, groups: views.map((v) => groupJson(host, v, names, nodes)), ...(noIommu ? { hint: noIommu.hint } : {}) });
+        const nodes = vfioNodeReader(s.fs, { wholeHost: true });
+        // Each group's object is made as it is written (json-stream.ts): memory for one group, not the host.
+        s.printJson({ iommuPresent: host.iommuPresent, groups: new LazyArray(views, (v) => groupJson(host, v, names, nodes)), ...(noIommu ? { hint: noIommu.hint } : {}) });
         return;
       }
       if (noIommu) {
