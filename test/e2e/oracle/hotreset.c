@@ -76,44 +76,30 @@ static int open_group(int group, const char **stage)
 	return fd;
 }
 
-/*
- * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, sized by a first call (ENOSPC with count filled in);
- * NULL with errno set on failure.
- */
-static void on_term(int sig);
-
-static struct vfio_pci_hot_reset_info *get_info(int devfd)
+static int print_info(int devfd)
 {
 	struct vfio_pci_hot_reset_info probe = { .argsz = sizeof(probe) };
 	struct vfio_pci_hot_reset_info *info;
 	size_t size;
-
-	if (ioctl(devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &probe) == 0) {
-		info = calloc(1, sizeof(probe));
-		if (info)
-			*info = probe;
-		return info;
-	}
-	if (errno != ENOSPC)
-		return NULL;
-	size = sizeof(*info) + probe.count * sizeof(struct vfio_pci_dependent_device);
-	info = calloc(1, size);
-	if (!info)
-		return NULL;
-	info->argsz = size;
-	if (ioctl(devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
-		free(info);
-		return NULL;
-	}
-	return info;
-}
-
-static int print_info(int devfd)
-{
-	struct vfio_pci_hot_reset_info *info = get_info(devfd);
 	__u32 i;
 
+	/* First call sizes the reply: ENOSPC with count filled in. */
+	if (ioctl(devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &probe) == 0) {
+		printf("{\"ok\":true,\"devices\":[]}");
+		return 0;
+	}
+	if (errno != ENOSPC) {
+		fail("hot_reset_info", errno);
+		return -1;
+	}
+	size = sizeof(*info) + probe.count * sizeof(struct vfio_pci_dependent_device);
+	info = calloc(1, size);
 	if (!info) {
+		fail("calloc", ENOMEM);
+		return -1;
+	}
+	info->argsz = size;
+	if (ioctl(devfd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
 		fail("hot_reset_info", errno);
 		return -1;
 	}
@@ -126,17 +112,6 @@ static int print_info(int devfd)
 	printf("]");
 	free(info);
 	return 0;
-}
-
-/* Prints the holding line, then keeps every fd open until SIGTERM/SIGINT. */
-static void hold_forever(const char *bdf, const char *via)
-{
-	signal(SIGTERM, on_term);
-	signal(SIGINT, on_term);
-	printf("{\"ok\":true,\"holding\":\"%s\",%s\"pid\":%d}\n", bdf, via, getpid());
-	fflush(stdout);
-	for (;;)
-		pause();
 }
 
 static int do_reset(int devfd, const int *fds, int nfds)
@@ -248,7 +223,9 @@ static int cdev_main(int argc, char **argv)
 	int fds[MAX_GROUPS], which[MAX_GROUPS];
 	int n = 0, side = 0, i;
 	const char *mode = argv[1] + strlen("cdev-");
+	struct vfio_pci_hot_reset_info probe = { .argsz = sizeof(probe) };
 	struct vfio_pci_hot_reset_info *info;
+	size_t size;
 
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
@@ -267,14 +244,31 @@ static int cdev_main(int argc, char **argv)
 		which[n++] = side;
 	}
 
-	if (!strcmp(mode, "hold"))
-		hold_forever(argv[2], "\"via\":\"cdev\",");
+	if (!strcmp(mode, "hold")) {
+		signal(SIGTERM, on_term);
+		signal(SIGINT, on_term);
+		printf("{\"ok\":true,\"holding\":\"%s\",\"via\":\"cdev\",\"pid\":%d}\n", argv[2], getpid());
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 
-	/* INFO through the first device. */
-	info = get_info(fds[0]);
-	if (!info) {
+	/* INFO on the first device: sized by a first call, as in the group mode. */
+	if (ioctl(fds[0], VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &probe) == 0) {
+		size = sizeof(probe);
+		info = calloc(1, size);
+		*info = probe;
+	} else if (errno != ENOSPC) {
 		fail_at("hot_reset_info", argv[2], errno);
 		return 0;
+	} else {
+		size = sizeof(*info) + probe.count * sizeof(struct vfio_pci_dependent_device);
+		info = calloc(1, size);
+		info->argsz = size;
+		if (ioctl(fds[0], VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
+			fail_at("hot_reset_info", argv[2], errno);
+			return 0;
+		}
 	}
 	printf("{\"ok\":true,\"flags\":{\"devId\":%s,\"devIdOwned\":%s},\"bound\":{",
 	       info->flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID ? "true" : "false",
@@ -370,8 +364,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	if (!strcmp(argv[1], "hold"))
-		hold_forever(argv[2], "");
+	if (!strcmp(argv[1], "hold")) {
+		signal(SIGTERM, on_term);
+		signal(SIGINT, on_term);
+		printf("{\"ok\":true,\"holding\":\"%s\",\"pid\":%d}\n", argv[2], getpid());
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 
 	if (print_info(devfd) < 0)
 		return 0;
