@@ -71,6 +71,8 @@ test('iommufd: an affected device opened by another process (another iommufd con
   assert.equal(h.iommufd.ready, false);
   assert.equal(h.iommufd.ownedFlag, false);
   assert.deepEqual(h.iommufd.blockers.map((b: { bdf: string; code: string }) => [b.bdf, b.code]), [['0000:06:00.1', 'other-iommufd']]);
+  // 06:00.1 shares the caller's group: the kernel refuses the caller's bind (EPERM), as the lab's cdev kernel answered.
+  assert.match(h.iommufd.blockers[0].reason, /binding 0000:06:00\.0 to a second context fails \(EPERM\)/);
   assert.deepEqual(h.iommufd.info.map((i: { devId: string }) => i.devId), ['not-owned', 'not-owned', 'dev-id']);
   fs.rmSync(path.join(root, 'proc/51'), { recursive: true });
   h = (await iommufdOf(root, '06:00.0')).plans[0].hotReset;
