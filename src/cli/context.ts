@@ -58,6 +58,11 @@ export interface CliContext {
   readonly stderrIsTTY?: () => Promise<boolean>;
   /** The open/close/ioctl calls of `probe` and `reset-plan --verify` (default: libc's, through koffi; tests pass a fake kernel). */
   readonly vfioSys?: () => Promise<import('../vfio/sys.js').VfioSys>;
+  /**
+   * Called by a command about to read every function of a large host (groups): the real
+   * process sets V8 flags for a long scan there (main.ts); absent in tests.
+   */
+  readonly tuneForLongScan?: () => void;
   /** Per-run state that main.ts reads back (set by run(); absent when a test builds a context by hand). */
   readonly runState?: RunState;
 }

@@ -164,13 +164,25 @@ function packageDirOf(script: string | undefined): string | undefined {
  *    growing to 2 x 16 MB, which a scan's long-lived objects made it do (groups --json on
  *    16,384 functions: RSS 101 -> 71 MB, CPU no worse).
  * Set once the bundle is loaded (its code cache is made and checked under V8's default
- * flags), and only for groups: loading node:v8 costs every other command's start-up.
+ * flags), and only for groups on a large host: loading node:v8 costs start-up.
  */
 const V8_FOR_SCANS = '--interrupt-budget=400000 --semi-space-growth-factor=1';
 
+/**
+ * Set V8_FOR_SCANS (once). node:v8 brings Node's whole stream stack with it (about 25
+ * modules, 5 ms), more than the flags save on a small host: groups asks for them only once
+ * the host's listing shows a long scan ahead (LONG_SCAN_FUNCTIONS in commands/groups.ts).
+ * Without process.getBuiltinModule (Node before 20.16) the run keeps V8's defaults.
+ */
+let tuned = false;
+function tuneForLongScan(): void {
+  if (tuned) return;
+  tuned = true;
+  (process.getBuiltinModule?.('node:v8') as typeof import('node:v8') | undefined)?.setFlagsFromString(V8_FOR_SCANS);
+}
+
 /** Entry point used by bin/vfioctl. */
 export async function main(): Promise<void> {
-  if (commandNameOf(process.argv.slice(2)) === 'groups') (await import('node:v8')).setFlagsFromString(V8_FOR_SCANS);
   // The reader went away (`vfioctl groups | head`): stop quietly as a SIGPIPE'd tool would.
   const readerGone = () => process.exit(process.exitCode ?? 0);
   const [{ execaRunner }, isTTY] = await Promise.all([import('./runner.js'), isTerminal(1)]);
@@ -188,6 +200,7 @@ export async function main(): Promise<void> {
     stderrIsTTY: () => isTerminal(2),
     runner: execaRunner,
     catchSignals: true,
+    tuneForLongScan,
     // Bounded: at most maxBytes + 1 bytes are read (`yes | vfioctl apply -` stops there).
     readStdin: async (maxBytes = INPUT_MAX_BYTES) => readFdCapped(0, maxBytes).toString('utf8'),
   });

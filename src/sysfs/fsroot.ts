@@ -89,7 +89,7 @@ export class FsRoot {
   }
 
   /** Whether paths need the boundary checks (any root that is not the real `/`). */
-  private get confined(): boolean {
+  get confined(): boolean {
     return (this.confinedCache ??= this.root !== '/' && this.realRoot !== '/');
   }
   private confinedCache: boolean | undefined;
@@ -345,6 +345,11 @@ export class FsRoot {
    * not a regular file, or larger than `maxBytes` (default READ_TEXT_MAX_BYTES).
    */
   readText(p: string, maxBytes = READ_TEXT_MAX_BYTES): string | undefined {
+    return this.readBytes(p, maxBytes)?.toString('utf8');
+  }
+
+  /** readText's bytes, undecoded (pci.ids is searched as bytes). */
+  readBytes(p: string, maxBytes = READ_TEXT_MAX_BYTES): Buffer | undefined {
     const host = this.confined ? this.real(p) : p;
     if (host === null) return undefined;
     let fd: number | undefined;
@@ -363,7 +368,7 @@ export class FsRoot {
         if (total > maxBytes) return undefined;
         chunks.push(n === buf.length ? buf : buf.subarray(0, n));
       }
-      return Buffer.concat(chunks, total).toString('utf8');
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
     } catch {
       return undefined;
     } finally {

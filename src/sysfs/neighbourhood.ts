@@ -49,10 +49,16 @@ class Neighbourhood {
 
   constructor(private readonly fs: FsRoot) {}
 
-  /** Whether scanHost would list this function (an entry under /sys/bus/pci/devices). */
+  private readonly listings = new Map<Bdf, boolean>();
+
+  /** Whether scanHost would list this function (an entry under /sys/bus/pci/devices); asked once per function. */
   private listed(bdf: Bdf): boolean {
-    const link = `${PCI_DEVICES}/${bdf}`;
-    return this.fs.readLink(link) !== undefined || this.fs.lexists(link);
+    let listed = this.listings.get(bdf);
+    if (listed === undefined) {
+      const link = `${PCI_DEVICES}/${bdf}`;
+      this.listings.set(bdf, (listed = this.fs.readLink(link) !== undefined || this.fs.lexists(link)));
+    }
+    return listed;
   }
 
   /** The function as scanHost reads it; undefined when it is not listed. */
@@ -83,7 +89,7 @@ class Neighbourhood {
       if (pf === undefined || !pf.virtfns.includes(bdf)) throw new Fallback();
       physfn = pfName;
     }
-    let d = readDevice(fs, bdf, dir, { physfn, driver });
+    let d = readDevice(fs, bdf, dir, { physfn, driver, listed: (b) => this.listed(b) });
     // A link left to a VF that is gone is dropped, as scanHost drops it.
     if (d.virtfns.length > 0) {
       const present = d.virtfns.filter((vf) => this.listed(vf));

@@ -15,17 +15,20 @@ const NO_NAMES: PciNames = { vendor: () => null, device: () => null, subsystem: 
 /**
  * Names from the system's pci.ids (hwdata). The file is over a megabyte, so instead of
  * parsing it whole we find the block of each vendor asked for, on demand, and cache it.
+ * It is searched as bytes and only the names asked for are decoded: decoding the whole
+ * file as UTF-8 (it has a few non-ASCII names, so V8 made a two-byte string of all of it)
+ * cost 4–5 ms of every `show`.
  * The tree's own pci.ids comes first; a tree without one (a capture, --root) gets the first
  * readable file of `fallback` (host paths: ids mean the same on every machine).
  */
 export function loadPciNames(fs: FsRoot, fallback: readonly string[] = fs.root === '/' ? [] : PCI_IDS_CANDIDATES): PciNames {
   for (const candidate of PCI_IDS_CANDIDATES) {
-    const text = fs.readText(candidate);
-    if (text !== undefined) return new PciIds(text);
+    const bytes = fs.readBytes(candidate);
+    if (bytes !== undefined) return new PciIds(bytes);
   }
   for (const hostPath of fallback) {
     try {
-      return new PciIds(readFileSync(hostPath, 'utf8'));
+      return new PciIds(readFileSync(hostPath));
     } catch {
       // next candidate
     }
@@ -54,8 +57,12 @@ const NEWLINE = 10;
 export class PciIds implements PciNames {
   private readonly vendors = new Map<string, VendorBlock | null>();
   private classes: Map<string, string> | undefined;
+  /** The file's bytes; offsets below are byte offsets (every id and keyword is ASCII). */
+  private readonly text: Buffer;
 
-  constructor(private readonly text: string) {}
+  constructor(content: Buffer | string) {
+    this.text = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+  }
 
   vendor(vendorId: string): string | null {
     return this.block(vendorId)?.name ?? null;
@@ -108,11 +115,11 @@ export class PciIds implements PciNames {
         // Its subsystem lines (two tabs) run to the next device line or the block's end.
         let pos = eol + 1;
         while (pos < block.end) {
-          const c = this.text.charCodeAt(pos);
-          if (c === TAB && this.text.charCodeAt(pos + 1) !== TAB) break;
+          const c = this.text[pos];
+          if (c === TAB && this.text[pos + 1] !== TAB) break;
           pos = this.eol(pos) + 1;
         }
-        cached = { name: this.text.slice(at + 2 + id.length, eol).trim(), start: eol, end: Math.min(pos, block.end), subsystems: new Map() };
+        cached = { name: this.name(at + 2 + id.length, eol), start: eol, end: Math.min(pos, block.end), subsystems: new Map() };
       }
       block.devices.set(id, cached);
     }
@@ -126,17 +133,22 @@ export class PciIds implements PciNames {
     const eol = this.eol(start);
     let pos = eol + 1;
     while (pos < this.text.length) {
-      const c = this.text.charCodeAt(pos);
+      const c = this.text[pos];
       if (c !== TAB && c !== HASH && c !== NEWLINE) break;
       pos = this.eol(pos) + 1;
     }
-    return { name: this.text.slice(start + id.length + 2, eol).trim(), start: eol, end: Math.min(pos, this.text.length), devices: new Map() };
+    return { name: this.name(start + id.length + 2, eol), start: eol, end: Math.min(pos, this.text.length), devices: new Map() };
   }
 
   /** End of the line starting at `pos` (the text's end on the last line). */
   private eol(pos: number): number {
-    const e = this.text.indexOf('\n', pos);
+    const e = this.text.indexOf(NEWLINE, pos);
     return e < 0 ? this.text.length : e;
+  }
+
+  /** The name in bytes [start, end), decoded. */
+  private name(start: number, end: number): string {
+    return this.text.toString('utf8', start, end).trim();
   }
 
   /**
@@ -146,7 +158,7 @@ export class PciIds implements PciNames {
   private lastLineAt(prefix: string, start: number, end: number): number {
     let found = -1;
     for (let i = this.text.indexOf(prefix, start); i >= 0 && i < end; i = this.text.indexOf(prefix, i + 1)) {
-      const next = this.text.charCodeAt(i + prefix.length);
+      const next = this.text[i + prefix.length];
       // \s+ after the id (the name may be empty), never more hex digits or the end of the line.
       if (next === 32 || next === TAB) found = i;
     }
@@ -155,7 +167,7 @@ export class PciIds implements PciNames {
 
   private lastLine(prefix: string, start: number, end: number): string | null {
     const at = this.lastLineAt(prefix, start, end);
-    return at < 0 ? null : this.text.slice(at + prefix.length, this.eol(at + 1)).trim();
+    return at < 0 ? null : this.name(at + prefix.length, this.eol(at + 1));
   }
 
   private parseClasses(): Map<string, string> {
@@ -164,7 +176,8 @@ export class PciIds implements PciNames {
     if (start < 0) return map;
     let cls = '';
     let sub = '';
-    for (const line of this.linesFrom(start)) {
+    // The class section is the file's last few kilobytes: decoded once, whole.
+    for (const line of this.text.toString('utf8', start).split('\n')) {
       if (line === '' || line.startsWith('#')) continue;
       let m: RegExpExecArray | null;
       if ((m = /^C ([0-9a-f]{2})\s+(.*)$/.exec(line))) map.set((cls = m[1]!), m[2]!.trim());
@@ -176,18 +189,8 @@ export class PciIds implements PciNames {
   }
 
   private findLine(prefix: string): number {
-    if (this.text.startsWith(prefix)) return 0;
+    if (this.text.toString('latin1', 0, prefix.length) === prefix) return 0;
     const i = this.text.indexOf('\n' + prefix);
     return i < 0 ? -1 : i + 1;
-  }
-
-  private *linesFrom(start: number): Generator<string> {
-    let pos = start;
-    while (pos < this.text.length) {
-      let end = this.text.indexOf('\n', pos);
-      if (end < 0) end = this.text.length;
-      yield this.text.slice(pos, end);
-      pos = end + 1;
-    }
   }
 }

@@ -56,8 +56,8 @@ function vfioDevNamesByClass(fs: FsRoot): Map<Bdf, string> {
 /**
  * Whether `name` is in directory `dir`, for the node lookups below. Given a `listed` answer
  * (a reader on many devices lists each directory once), a name missing from the listing
- * is answered without a lookup; a listed one is still looked up (lexists: a link leading
- * out of the root counts as missing there, as it does here).
+ * is answered without a lookup; inside a --root a listed one is still looked up (lexists:
+ * a link leading out of the root counts as missing there, as it does here).
  */
 type Lookup = (dir: string, name: string) => boolean;
 const lookup = (fs: FsRoot): Lookup => (dir, name) => fs.lexists(`${dir}/${name}`);
@@ -66,7 +66,8 @@ const lookup = (fs: FsRoot): Lookup => (dir, name) => fs.lexists(`${dir}/${name}
 export function vfioCdevName(fs: FsRoot, bdf: Bdf, has: Lookup = lookup(fs), devName = vfioDevName): string | null {
   const name = devName(fs, bdf);
   if (name === null) return null;
-  return fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`) || has(`${DEV_VFIO}/devices`, name) ? name : null;
+  // The node first: from a listing (vfioNodeReader) it costs no lookup.
+  return has(`${DEV_VFIO}/devices`, name) || fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`) ? name : null;
 }
 
 /** The group node of a vfio-bound device's group, when the tree shows it. */
@@ -105,7 +106,9 @@ export function vfioNodeReader(fs: FsRoot, opts: { wholeHost?: boolean } = {}): 
   const listed: Lookup = (dir, name) => {
     let names = listings.get(dir);
     if (names === undefined) listings.set(dir, (names = fs.entries(dir) ?? null));
-    return (names === null || names.has(name)) && fs.lexists(`${dir}/${name}`);
+    if (names === null) return fs.lexists(`${dir}/${name}`);
+    // At `/` a listed name is there; inside a root it must not lead out of it.
+    return names.has(name) && (!fs.confined || fs.lexists(`${dir}/${name}`));
   };
   const one = lookup(fs);
   let byClass: Map<Bdf, string> | undefined;

@@ -162,6 +162,9 @@ export function writeHost(root: string, devices: readonly SynthDevice[]): void {
     if (d.sriov) {
       a('sriov_totalvfs', String(d.sriov.total));
       a('sriov_numvfs', String(d.sriov.num));
+      // The VFs below sit at devfn 0x80 + 2i + the PF's function: first VF offset 128, stride 2.
+      a('sriov_offset', '128');
+      a('sriov_stride', '2');
     }
     if (d.class.startsWith('03')) a('boot_vga', '0');
     // 64-byte type 0/1 header: what an unprivileged reader (and lspci -D -k) gets.

@@ -27,7 +27,8 @@ export interface DevSpec {
   bootVga?: boolean;
   /** VF: the PF's BDF. */
   physfn?: string;
-  sriov?: { total: number; num: number };
+  /** offset and stride: the kernel's sriov_offset and sriov_stride (4.17+), written when given. */
+  sriov?: { total: number; num: number; offset?: number; stride?: number };
   /** Creates link attributes (PCIe function). Default true. */
   pcie?: boolean;
   secondaryBus?: number;
@@ -179,6 +180,8 @@ function writeDevice(root: string, spec: TreeSpec, d: DevSpec): void {
     w(path.join(dir, 'sriov_totalvfs'), `${d.sriov.total}\n`);
     w(path.join(dir, 'sriov_numvfs'), `${d.sriov.num}\n`);
     w(path.join(dir, 'sriov_drivers_autoprobe'), '1\n');
+    if (d.sriov.offset !== undefined) w(path.join(dir, 'sriov_offset'), `${d.sriov.offset}\n`);
+    if (d.sriov.stride !== undefined) w(path.join(dir, 'sriov_stride'), `${d.sriov.stride}\n`);
   }
   w(path.join(dir, 'remove'), '');
   link(path.join(root, 'sys/bus/pci/devices', d.bdf), dir);

@@ -56,9 +56,10 @@ test('scan cost: a VF takes 4 attribute reads and 2 links; a host-driver VF one 
   // Bound to a host driver: vfio-dev/ is looked at (an out-of-tree variant would have it).
   assert.deepEqual(fsr.of('0000:02:02.1').sort(), [...base, 'lstat vfio-dev'].sort());
   assert.deepEqual(fsr.of('0000:02:02.2').sort(), [...base].sort());
-  // The PF: SR-IOV probe, counts, and one link per enabled VF.
+  // The PF: SR-IOV probe, counts, and one link per enabled VF (this tree has no
+  // sriov_offset/sriov_stride, as before Linux 4.17: the reads miss and the links are read).
   assert.deepEqual(fsr.of(PF).sort(), [...base, 'lstat vfio-dev', 'lstat sriov_totalvfs', 'read sriov_totalvfs', 'read sriov_numvfs',
-    'readlink virtfn0', 'readlink virtfn1', 'readlink virtfn2'].sort());
+    'read sriov_offset', 'read sriov_stride', 'readlink virtfn0', 'readlink virtfn1', 'readlink virtfn2'].sort());
   // No function reads its own `driver` link when the drivers list theirs.
   assert.equal(fsr.ops.filter((o) => o.path.endsWith('/driver')).length, 0);
 
@@ -114,4 +115,44 @@ test('scan: functions come out in address order even where domain widths make st
   });
   // As strings, "10000:…" sorts before "2000:…"; as addresses domain 0x2000 comes first.
   assert.deepEqual([...scanHost(new FsRoot(root)).devices.keys()], ['0000:00:1f.0', '2000:00:00.0', '10000:00:02.0']);
+});
+
+/** SPEC with the PF's sriov_offset and sriov_stride: its VFs at devfn 0x10 + i. */
+function withOffsets(offset: number, stride: number): TreeSpec {
+  return { devices: SPEC.devices.map((d) => (d.bdf === PF ? { ...d, sriov: { ...d.sriov!, offset, stride } } : d)) };
+}
+
+test('scan cost: with sriov_offset and sriov_stride the PF computes its VFs (two reads, no links) and finds what the links say', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, withOffsets(16, 1));
+  const fsr = new CountingFs(root);
+  const host = scanHost(fsr);
+  const base = ['readlink .', 'read modalias', 'readlink iommu_group', 'read reset_method', 'read numa_node', 'read driver_override'];
+  assert.deepEqual(fsr.of(PF).sort(), [...base, 'lstat vfio-dev', 'lstat sriov_totalvfs', 'read sriov_totalvfs', 'read sriov_numvfs', 'read sriov_offset', 'read sriov_stride'].sort());
+  assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.1', '0000:02:02.2']);
+  // The same host as the links give.
+  const { root: linksOnly, cleanup: c2 } = tempRoot();
+  t.after(c2);
+  buildTree(linksOnly, SPEC);
+  assert.deepEqual(host, scanHost(new FsRoot(linksOnly)));
+});
+
+test('scan: offsets that name a function not listed (a VF removed, a wrong stride, past bus ff) fall back to the virtfn links', (t) => {
+  for (const [offset, stride, why] of [[16, 2, 'stride'], [17, 1, 'offset'], [0xff00, 1, 'past bus ff'], [16, 0, 'stride 0']] as const) {
+    const { root, cleanup } = tempRoot();
+    t.after(cleanup);
+    buildTree(root, withOffsets(offset, stride));
+    const fsr = new CountingFs(root);
+    const host = scanHost(fsr);
+    assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.1', '0000:02:02.2'], why);
+    assert.deepEqual(fsr.of(PF).filter((o) => o.startsWith('readlink virtfn')), ['readlink virtfn0', 'readlink virtfn1', 'readlink virtfn2'], why);
+  }
+  // A VF removed through its `remove` attribute: its link and its listing entry are gone.
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, withOffsets(16, 1));
+  fs.unlinkSync(path.join(root, 'sys/bus/pci/devices/0000:02:02.1'));
+  const host = scanHost(new FsRoot(root));
+  assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.2']);
 });

@@ -11,6 +11,12 @@ import { groupJson, renderGroups, renderGroupsTable, viewGroup } from '../render
 import { noIommuMessage } from '../first-minute.js';
 import { LazyArray } from '../render/json-stream.js';
 
+/**
+ * From this many PCI functions on, groups has V8 tuned for a long scan (main.ts,
+ * V8_FOR_SCANS); below it, loading node:v8 costs more than the flags save.
+ */
+const LONG_SCAN_FUNCTIONS = 1024;
+
 interface GroupsOptions {
   group?: string;
   device?: string;
@@ -40,7 +46,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
     .action(async (opts: GroupsOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
       // The table shows no reset methods, NUMA node, boot VGA or bus numbers: not read for it.
-      const host = scanHost(s.fs, { lean: !s.json });
+      const host = scanHost(s.fs, { lean: !s.json, onListed: (n) => n >= LONG_SCAN_FUNCTIONS && ctx.tuneForLongScan?.() });
       let groups = host.groups;
       if (opts.group !== undefined) {
         if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group ${quoteShort(opts.group)}`, 'a group is a non-negative number');
