@@ -15,6 +15,7 @@ export const SYS_BLOCK = '/sys/block';
 export const DEV_VFIO = '/dev/vfio';
 export const CLASS_VFIO_DEV = '/sys/class/vfio-dev';
 export const PROC_CMDLINE = '/proc/cmdline';
+export const PROC_DEVICES = '/proc/devices';
 export const PROC_OSRELEASE = '/proc/sys/kernel/osrelease';
 export const PCI_IDS_CANDIDATES = ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids', '/usr/share/pci.ids'];
 

@@ -5,6 +5,7 @@ import { isVfioDriver, needsVfioDevCheck } from '../model/drivers.js';
 import { isDriverName } from '../model/names.js';
 import { resolveLinkTarget, type FsRoot } from './fsroot.js';
 import { IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS, PROC_OSRELEASE } from './paths.js';
+import { vfioDevClassEntries, vfioDevsByClass } from './vfio-dev-class.js';
 
 /** Fields of a modalias: `pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00`. */
 const MODALIAS = /^pci:v([0-9A-Fa-f]{8})d([0-9A-Fa-f]{8})sv([0-9A-Fa-f]{8})sd([0-9A-Fa-f]{8})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})$/;
@@ -93,6 +94,8 @@ export interface Known {
   driver: string | null | undefined;
   /** Whether a function is in the PCI device listing, when the caller holds it (see computedVirtfns). */
   listed?: (bdf: Bdf) => boolean;
+  /** Whether the function has a vfio-dev/ entry (default: look). */
+  hasVfioDev?: (bdf: Bdf, dir: string) => boolean;
 }
 
 /**
@@ -136,7 +139,7 @@ export function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known, lean
   const numa = lean ? null : intAttr(at('numa_node'));
   const bootVga = !lean && classCode.startsWith('03') ? at('boot_vga') : undefined;
   // vfio-dev/ tells an out-of-tree variant apart; known names need no lookup.
-  const vfioFamily = isVfioDriver(driver) || (needsVfioDevCheck(driver) && fs.lexists(`${dir}/vfio-dev`));
+  const vfioFamily = isVfioDriver(driver) || (needsVfioDevCheck(driver) && (known.hasVfioDev ? known.hasVfioDev(bdf, dir) : fs.lexists(`${dir}/vfio-dev`)));
 
   return {
     bdf,
@@ -182,6 +185,24 @@ function boundFunctions(fs: FsRoot): Map<Bdf, string> {
     for (const name of fs.list(`${PCI_DRIVERS}/${driver}`)) if (isBdf(name)) bound.set(name, driver);
   }
   return bound;
+}
+
+/**
+ * Whether a function has a vfio-dev/ entry (how an out-of-tree variant driver shows itself),
+ * for the functions whose driver is neither a known vfio-family nor a DMA-safe one: looked up
+ * per function, or from the vfio-dev class (vfioDevsByClass) when that takes fewer lookups
+ * (on the bench's 16,384-function host, 5,000 iavf-bound VFs against 5,000 vfio devices).
+ */
+function vfioDevLookup(fs: FsRoot, bound: ReadonlyMap<Bdf, string>): (bdf: Bdf, dir: string) => boolean {
+  let byClass: ReadonlyMap<Bdf, string> | null | undefined;
+  return (bdf, dir) => {
+    if (byClass === undefined) {
+      let checks = 0;
+      for (const driver of bound.values()) if (needsVfioDevCheck(driver)) checks++;
+      byClass = checks > (vfioDevClassEntries(fs)?.length ?? 0) ? vfioDevsByClass(fs) : null;
+    }
+    return byClass !== null ? byClass.has(bdf) : fs.lexists(`${dir}/vfio-dev`);
+  };
 }
 
 /** The name of a vfio-bound function's device node (`vfio0` for /dev/vfio/devices/vfio0). */
@@ -234,10 +255,11 @@ export function scanHost(fs: FsRoot, opts: ScanOptions = {}): Host {
     opts.onListed?.(names.length);
     let nameSet: Set<string> | undefined;
     const listed = (bdf: Bdf) => (nameSet ??= new Set(names)).has(bdf);
+    const hasVfioDev = vfioDevLookup(fs, bound);
     for (const name of names) {
       if (!isBdf(name)) continue;
       const driver = bound.get(name) ?? (bound.size > 0 ? null : undefined);
-      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver, listed }, lean);
+      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver, listed, hasVfioDev }, lean);
       for (const vf of d.virtfns) pfOf.set(vf, name);
       devices.set(name, d);
     }

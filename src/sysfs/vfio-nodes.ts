@@ -4,7 +4,8 @@ import type { Host, PciDevice } from '../model/types.js';
 import type { IommufdFacts, VfioHolder } from '../plan/iommufd-reset.js';
 import { kernelRelease } from './scan.js';
 import type { FsRoot } from './fsroot.js';
-import { CLASS_VFIO_DEV, DEV_VFIO, devicePath } from './paths.js';
+import { DEV_VFIO, PROC_DEVICES, devicePath } from './paths.js';
+import { VFIO_DEV_NAME, vfioDevsByClass } from './vfio-dev-class.js';
 
 /**
  * The VFIO interfaces a vfio-bound device offers user space (kernel.md §1.3), read on demand
@@ -24,33 +25,24 @@ export interface VfioNodes {
 
 export const NO_VFIO_NODES: VfioNodes = { vfioGroupNode: null, vfioCdev: null };
 
-const VFIO_DEV_NAME = /^(noiommu-)?vfio\d+$/;
-
 /** `vfio0` for the device's vfio-dev/ entry, null without one. */
 export function vfioDevName(fs: FsRoot, bdf: Bdf): string | null {
   return fs.list(`${devicePath(bdf)}/vfio-dev`).find((n) => VFIO_DEV_NAME.test(n)) ?? null;
 }
 
 /**
- * Each device's vfio-dev/ entry from the class's side: /sys/class/vfio-dev/vfioX links to
- * …/BDF/vfio-dev/vfioX, one for each entry the driver core made under a device (kernel.md:
- * the class exists from 6.1, as vfio-dev/ does). One listing and a readlink per entry,
- * instead of listing every device's vfio-dev/ (5 system calls each). The first name in
- * order per device, as vfioDevName picks; a device the class does not name (a capture
- * without /sys/class) is asked by vfioDevName.
+ * Whether any vfio device can have a cdev: the kernel registers the `vfio-dev` character
+ * major only when built with VFIO_DEVICE_CDEV (vfio_cdev_init), so /proc/devices without it
+ * answers no for every device, where asking each device's vfio-dev/vfioX/dev costs a failed
+ * lookup apiece (most of the JSON's lookups on a 6.1 host with 5,000 vfio-bound VFs).
+ * Undefined when /proc/devices does not say (a capture without it): ask each device.
  */
-function vfioDevNamesByClass(fs: FsRoot): Map<Bdf, string> {
-  const byDevice = new Map<Bdf, string>();
-  const names = fs.entries(CLASS_VFIO_DEV);
-  if (names === undefined) return byDevice;
-  for (const name of [...names].sort()) {
-    if (!VFIO_DEV_NAME.test(name)) continue;
-    const parts = fs.readLink(`${CLASS_VFIO_DEV}/${name}`)?.split('/');
-    if (parts === undefined || parts.length < 3 || parts[parts.length - 1] !== name || parts[parts.length - 2] !== 'vfio-dev') continue;
-    const bdf = parts[parts.length - 3]!;
-    if (isBdf(bdf) && !byDevice.has(bdf)) byDevice.set(bdf, name);
-  }
-  return byDevice;
+function cdevMajorRegistered(fs: FsRoot): boolean | undefined {
+  const text = fs.read(PROC_DEVICES);
+  if (text === undefined) return undefined;
+  const chars = /^Character devices:\n([\s\S]*?)(?:\n\n|\nBlock devices:|$)/.exec(text);
+  if (!chars) return undefined;
+  return chars[1]!.split('\n').some((line) => /^\s*\d+\s+vfio-dev$/.test(line));
 }
 
 /**
@@ -63,11 +55,11 @@ type Lookup = (dir: string, name: string) => boolean;
 const lookup = (fs: FsRoot): Lookup => (dir, name) => fs.lexists(`${dir}/${name}`);
 
 /** The device's vfio-dev/ entry when it has a cdev (a device number), else null. */
-export function vfioCdevName(fs: FsRoot, bdf: Bdf, has: Lookup = lookup(fs), devName = vfioDevName): string | null {
+export function vfioCdevName(fs: FsRoot, bdf: Bdf, has: Lookup = lookup(fs), devName = vfioDevName, cdevsPossible = true): string | null {
   const name = devName(fs, bdf);
   if (name === null) return null;
   // The node first: from a listing (vfioNodeReader) it costs no lookup.
-  return has(`${DEV_VFIO}/devices`, name) || fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`) ? name : null;
+  return has(`${DEV_VFIO}/devices`, name) || (cdevsPossible && fs.exists(`${devicePath(bdf)}/vfio-dev/${name}/dev`)) ? name : null;
 }
 
 /** The group node of a vfio-bound device's group, when the tree shows it. */
@@ -78,9 +70,9 @@ function groupNode(group: number, has: Lookup): string | null {
   return null;
 }
 
-export function vfioNodes(fs: FsRoot, d: PciDevice, has: Lookup = lookup(fs), devName = vfioDevName): VfioNodes {
+export function vfioNodes(fs: FsRoot, d: PciDevice, has: Lookup = lookup(fs), devName = vfioDevName, cdevsPossible = true): VfioNodes {
   if (!isVfioBound(d)) return NO_VFIO_NODES;
-  const cdev = vfioCdevName(fs, d.bdf, has, devName);
+  const cdev = vfioCdevName(fs, d.bdf, has, devName, cdevsPossible);
   return {
     vfioGroupNode: d.iommuGroup === null ? null : groupNode(d.iommuGroup, has),
     vfioCdev: cdev === null ? null : `${DEV_VFIO}/devices/${cdev}`,
@@ -96,8 +88,9 @@ const LIST_AFTER = 4;
  * a name not in them costs no lookup (a host with hundreds of vfio-bound VFs made up to 5
  * lookups for each; `show` of one device lists nothing). With `wholeHost` (a command that
  * reads every function anyway: groups), the devices' vfio-dev/ names then come from
- * /sys/class/vfio-dev (vfioDevNamesByClass), whose cost grows with the host's vfio devices,
- * not with the ones asked about.
+ * /sys/class/vfio-dev (vfioDevsByClass, shared with the scan), whose cost grows with the
+ * host's vfio devices, not with the ones asked about; and where /proc/devices shows no
+ * `vfio-dev` major, no device's `dev` file is looked for (cdevMajorRegistered).
  */
 export function vfioNodeReader(fs: FsRoot, opts: { wholeHost?: boolean } = {}): (d: PciDevice) => VfioNodes {
   const cache = new Map<Bdf, VfioNodes>();
@@ -111,13 +104,18 @@ export function vfioNodeReader(fs: FsRoot, opts: { wholeHost?: boolean } = {}): 
     return names.has(name) && (!fs.confined || fs.lexists(`${dir}/${name}`));
   };
   const one = lookup(fs);
-  let byClass: Map<Bdf, string> | undefined;
-  const classDevName = (f: FsRoot, bdf: Bdf) => (byClass ??= vfioDevNamesByClass(f)).get(bdf) ?? vfioDevName(f, bdf);
+  let byClass: ReadonlyMap<Bdf, string> | null | undefined;
+  const classDevName = (f: FsRoot, bdf: Bdf) => {
+    byClass ??= vfioDevsByClass(f);
+    return byClass === null ? vfioDevName(f, bdf) : byClass.get(bdf) ?? (f.confined ? vfioDevName(f, bdf) : null);
+  };
+  let cdevs: boolean | undefined;
   return (d) => {
     let v = cache.get(d.bdf);
     if (!v) {
       if (isVfioBound(d)) bound++;
-      cache.set(d.bdf, (v = bound > LIST_AFTER ? vfioNodes(fs, d, listed, opts.wholeHost ? classDevName : vfioDevName) : vfioNodes(fs, d, one)));
+      if (bound > LIST_AFTER) cdevs ??= cdevMajorRegistered(fs) ?? true;
+      cache.set(d.bdf, (v = bound > LIST_AFTER ? vfioNodes(fs, d, listed, opts.wholeHost ? classDevName : vfioDevName, cdevs) : vfioNodes(fs, d, one)));
     }
     return v;
   };
