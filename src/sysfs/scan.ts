@@ -98,26 +98,74 @@ export interface Known {
   hasVfioDev?: (bdf: Bdf, dir: string) => boolean;
 }
 
+/** /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; other segments are searched only on odd paths. */
+function rootBusOf(dir: string): string | undefined {
+  let slash = -1;
+  for (let k = 0; k < 3 && (k === 0 || slash >= 0); k++) slash = dir.indexOf('/', slash + 1);
+  if (slash >= 0) {
+    const end = dir.indexOf('/', slash + 1);
+    const fourth = dir.slice(slash + 1, end < 0 ? undefined : end);
+    if (ROOT_BUS.test(fourth)) return fourth;
+  }
+  return dir.split('/').find((s) => ROOT_BUS.test(s));
+}
+
+/**
+ * A host's functions share a few modaliases and reset_method values (a PF's VFs all read
+ * the same), so each distinct text is parsed once per process: fewer short-lived strings
+ * and arrays in a scan whose garbage collection was a tenth of its time. The results are
+ * shared between devices, and the model is read-only.
+ */
+interface ModaliasIds {
+  vendorId: string;
+  deviceId: string;
+  subsystemVendorId: string;
+  subsystemDeviceId: string;
+  classCode: string;
+}
+const parsedModaliases = new Map<string, ModaliasIds | null>();
+const parsedResetMethods = new Map<string, readonly string[]>();
+/** Bounds on the memos: a hostile tree could make every value distinct. */
+const MEMO_MAX = 4096;
+
+function idsOf(modalias: string): ModaliasIds | null {
+  let ids = parsedModaliases.get(modalias);
+  if (ids === undefined) {
+    const m = MODALIAS.exec(modalias);
+    const low4 = (s: string) => s.slice(-4).toLowerCase();
+    ids = m ? { vendorId: low4(m[1]!), deviceId: low4(m[2]!), subsystemVendorId: low4(m[3]!), subsystemDeviceId: low4(m[4]!), classCode: `${m[5]}${m[6]}${m[7]}`.toLowerCase() } : null;
+    if (parsedModaliases.size < MEMO_MAX) parsedModaliases.set(modalias, ids);
+  }
+  return ids;
+}
+
+function resetMethodsOf(raw: string): string[] {
+  let methods = parsedResetMethods.get(raw);
+  if (methods === undefined) {
+    methods = raw.split(/\s+/).filter(Boolean);
+    if (parsedResetMethods.size < MEMO_MAX) parsedResetMethods.set(raw, methods);
+  }
+  return methods as string[];
+}
+
 /**
  * Read one function. Missing optional attributes are null, never errors. Its PF comes from
  * the scan (`known`), so only a function not known as a VF is probed for SR-IOV: a VF has
  * no SR-IOV capability of its own.
  */
 export function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known, lean = false): PciDevice {
-  const segments = dir.split('/');
-  const parentName = segments[segments.length - 2] ?? '';
-  // /sys/devices/pciDDDD:BB/…: the root bus is the fourth segment; search only odd paths.
-  const rootBus = (ROOT_BUS.test(segments[3] ?? '') ? segments[3] : segments.find((s) => ROOT_BUS.test(s))) ?? `pci${busOf(bdf)}`;
+  const last = dir.lastIndexOf('/');
+  const parentName = dir.slice(dir.lastIndexOf('/', last - 1) + 1, last);
+  const rootBus = rootBusOf(dir) ?? `pci${busOf(bdf)}`;
   const at = (name: string) => fs.read(`${dir}/${name}`);
 
   const modalias = at('modalias') ?? null;
-  const m = modalias ? MODALIAS.exec(modalias) : null;
-  const low4 = (s: string) => s.slice(-4).toLowerCase();
-  const vendorId = m ? low4(m[1]!) : hexAttr(at('vendor'), 4) ?? '0000';
-  const deviceId = m ? low4(m[2]!) : hexAttr(at('device'), 4) ?? '0000';
-  const subsystemVendorId = m ? low4(m[3]!) : hexAttr(at('subsystem_vendor'), 4);
-  const subsystemDeviceId = m ? low4(m[4]!) : hexAttr(at('subsystem_device'), 4);
-  const classCode = m ? `${m[5]}${m[6]}${m[7]}`.toLowerCase() : hexAttr(at('class'), 6) ?? '000000';
+  const ids = modalias === null ? null : idsOf(modalias);
+  const vendorId = ids ? ids.vendorId : hexAttr(at('vendor'), 4) ?? '0000';
+  const deviceId = ids ? ids.deviceId : hexAttr(at('device'), 4) ?? '0000';
+  const subsystemVendorId = ids ? ids.subsystemVendorId : hexAttr(at('subsystem_vendor'), 4);
+  const subsystemDeviceId = ids ? ids.subsystemDeviceId : hexAttr(at('subsystem_device'), 4);
+  const classCode = ids ? ids.classCode : hexAttr(at('class'), 6) ?? '000000';
 
   // Header type 1 (PCI-to-PCI) and 2 (CardBus) bridges; class says so without reading config.
   const bridge = classCode.startsWith('0604') || classCode.startsWith('0609') || classCode.startsWith('0607');
@@ -158,7 +206,7 @@ export function readDevice(fs: FsRoot, bdf: Bdf, dir: string, known: Known, lean
     rootBus,
     bridge,
     secondaryBus: bridge && !lean ? intAttr(at('secondary_bus_number')) : null,
-    resetMethods: resetRaw === undefined ? [] : resetRaw.split(/\s+/).filter(Boolean),
+    resetMethods: resetRaw === undefined ? [] : resetMethodsOf(resetRaw),
     resetMethodKnown: resetRaw !== undefined,
     physfn,
     virtfns: numVfs === null || numVfs === 0 ? [] : (known.listed && computedVirtfns(fs, bdf, dir, numVfs, known.listed)) || readVirtfns(fs, dir, numVfs),
