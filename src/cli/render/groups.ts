@@ -100,7 +100,8 @@ export function renderGroups(host: Host, views: readonly GroupView[], names: Pci
     row += g.rows.length;
     if (g.why) reasonAfterRow.set(row, c.dim(`        ${g.why}`));
   }
-  const lines = columns(rows, 2, (s) => stripAnsi(s).length).split('\n');
+  // Without colour (a pipe) a cell's length is its width: no escape codes to strip.
+  const lines = columns(rows, 2, c.level === 0 ? undefined : (s) => stripAnsi(s).length).split('\n');
   return lines.map((line, i) => (reasonAfterRow.has(i) ? `${line}\n${reasonAfterRow.get(i)}` : line)).join('\n');
 }
 
