@@ -125,9 +125,10 @@ export function wantsJson(argv: readonly string[]): boolean {
 
 /**
  * `groups` is the command run most and on the largest hosts, and `reset-plan` one whose cost
- * should be its device's neighbourhood; they are built without the other command modules. Since src is bundled that saves only 2–3 ms of start-up (measured on the
- * 120-function bench host), kept while start-up is over its target. Anything else, --help
- * included, gets the full command tree. Only for commands no other module extends at import
+ * should be its device's neighbourhood; they are built without the other command modules.
+ * Since src is bundled that saves only 2–5 ms of start-up (measured on the bench's hosts),
+ * kept while start-up is over its target. Anything else, --help included, gets the full
+ * command tree. Only for commands no other module extends at import
  * time (show is: variants adds a section to it).
  */
 const FAST_COMMANDS: Record<string, () => Promise<(program: Command, ctx: CliContext) => void>> = {
