@@ -149,7 +149,7 @@ test('a host without IOMMU groups: plain message and exit 0; the kernel command 
   }
 });
 
-test('groups is built without the other commands, and behaves the same as in the full tree', async () => {
+test('groups and reset-plan are built without the other commands, and behave the same as in the full tree', async () => {
   const { commandNameOf } = await import('../../src/cli/program-base.js');
   const { createProgram } = await import('../../src/cli/program.js');
   assert.equal(commandNameOf(['groups', '--json']), 'groups');
@@ -161,10 +161,16 @@ test('groups is built without the other commands, and behaves the same as in the
   assert.equal(commandNameOf([]), undefined);
   const sink = { write: () => true };
   const full = createProgram({ stdout: sink, stderr: sink, env: {}, isTTY: false, runner: async () => ({ exitCode: 0, stdout: '', stderr: '' }) });
-  const fullHelp = full.commands.find((c) => c.name() === 'groups')!.helpInformation();
-  const fastHelp = await cli(['groups', '--help'], root);
-  assert.equal(fastHelp.stdout, fullHelp);
-  const bad = await cli(['--no-color', 'groups', '--bogus'], root);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^vfioctl: usage: unknown option '--bogus'\nhint: /);
+  for (const name of ['groups', 'reset-plan']) {
+    const fullHelp = full.commands.find((c) => c.name() === name)!.helpInformation();
+    const fastHelp = await cli([name, '--help'], root);
+    assert.equal(fastHelp.stdout, fullHelp, name);
+    const bad = await cli(['--no-color', name, '--bogus'], root);
+    assert.equal(bad.code, 2, name);
+    assert.match(bad.stderr, /^vfioctl: usage: unknown option '--bogus'\nhint: /, name);
+  }
+  // A missing operand is the same usage error in both.
+  const missing = await cli(['--no-color', 'reset-plan'], root);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^vfioctl: usage: missing required argument 'selector'/);
 });
