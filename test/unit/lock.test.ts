@@ -13,8 +13,13 @@ test('lock: 6 processes racing over 50 rounds each never hold it at once; a kill
   t.after(cleanup);
   const log = path.join(root, 'race.log');
   const racers = Array.from({ length: 6 }, () => spawn(process.execPath, [RACER, root, log, '50'], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  const codes = await Promise.all(racers.map((c) => new Promise<number | null>((r) => c.on('exit', (code) => r(code)))));
-  assert.deepEqual(codes, [0, 0, 0, 0, 0, 0]);
+  const errors = racers.map((c) => {
+    let text = '';
+    c.stderr!.on('data', (b: Buffer) => (text += b.toString()));
+    return () => text;
+  });
+  const codes = await Promise.all(racers.map((c) => new Promise<number | null>((r) => c.on('close', (code) => r(code)))));
+  assert.deepEqual(codes, [0, 0, 0, 0, 0, 0], `racers' stderr: ${errors.map((e) => e()).join('\n')}`);
   const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
   assert.equal(lines.length, 6 * 50 * 2);
   let inside: string | null = null;
