@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import { compareBdf, isBdf, busOf, type Bdf } from '../model/address.js';
+import { bdfParts, compareBdf, devfnOf, isBdf, busOf, type Bdf } from '../model/address.js';
 import type { Host, IommuGroup, PciDevice } from '../model/types.js';
 import { isVfioDriver, needsVfioDevCheck } from '../model/drivers.js';
 import { isDriverName } from '../model/names.js';
@@ -44,7 +44,6 @@ export function deviceDir(fs: FsRoot, bdf: Bdf): string {
   return target.startsWith('../../../devices/') ? `/sys/${target.slice(9)}` : resolveLinkTarget(link, target);
 }
 
-const BDF_PARTS = /^([0-9a-f]{4,8}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/;
 const hex2 = (n: number) => (n < 16 ? '0' : '') + n.toString(16);
 
 /**
@@ -56,19 +55,19 @@ const hex2 = (n: number) => (n < 16 ? '0' : '') + n.toString(16);
  * attribute, anything else that does not add up.
  */
 function computedVirtfns(fs: FsRoot, pf: Bdf, dir: string, numVfs: number, listed: (bdf: Bdf) => boolean): Bdf[] | null {
-  const m = BDF_PARTS.exec(pf);
   const offset = intAttr(fs.read(`${dir}/sriov_offset`));
   const stride = intAttr(fs.read(`${dir}/sriov_stride`));
-  if (m === null || offset === null || stride === null || offset < 1 || stride < 0 || (stride === 0 && numVfs > 1)) return null;
-  const bus = parseInt(m[2]!, 16);
-  const first = parseInt(m[3]!, 16) * 8 + parseInt(m[4]!, 16) + offset;
+  if (offset === null || stride === null || offset < 1 || stride < 0 || (stride === 0 && numVfs > 1)) return null;
+  const { bus } = bdfParts(pf);
+  const domain = pf.slice(0, pf.indexOf(':'));
+  const first = devfnOf(pf) + offset;
   const vfs: Bdf[] = [];
   for (let i = 0; i < numVfs; i++) {
     const rid = first + i * stride;
     const vfBus = bus + (rid >> 8);
     if (vfBus > 0xff) return null;
     const devfn = rid & 0xff;
-    const vf = `${m[1]}:${hex2(vfBus)}:${hex2(devfn >> 3)}.${devfn & 7}`;
+    const vf = `${domain}:${hex2(vfBus)}:${hex2(devfn >> 3)}.${devfn & 7}`;
     if (!listed(vf)) return null;
     vfs.push(vf);
   }
@@ -247,7 +246,8 @@ function vfioDevLookup(fs: FsRoot, bound: ReadonlyMap<Bdf, string>): (bdf: Bdf, 
     if (byClass === undefined) {
       let checks = 0;
       for (const driver of bound.values()) if (needsVfioDevCheck(driver)) checks++;
-      byClass = checks > (vfioDevClassEntries(fs)?.length ?? 0) ? vfioDevsByClass(fs) : null;
+      const entries = vfioDevClassEntries(fs);
+      byClass = checks > (entries?.length ?? 0) ? vfioDevsByClass(fs, entries ?? null) : null;
     }
     return byClass !== null ? byClass.has(bdf) : fs.lexists(`${dir}/vfio-dev`);
   };

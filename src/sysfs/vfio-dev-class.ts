@@ -14,14 +14,15 @@ export const VFIO_DEV_NAME = /^(noiommu-)?vfio\d+$/;
  *
  * Null where the class cannot answer: a tree (--root) without the class directory, as
  * captures are. At `/` a missing class directory is an answer: vfio is not loaded, or the
- * kernel predates vfio-dev/, and no function has the entry.
+ * kernel predates vfio-dev/, and no function has the entry. `listed`: the caller's
+ * vfioDevClassEntries answer (null: the class is missing), so the class is listed once.
  */
-export function vfioDevsByClass(fs: FsRoot): ReadonlyMap<Bdf, string> | null {
+export function vfioDevsByClass(fs: FsRoot, listed?: string[] | null): ReadonlyMap<Bdf, string> | null {
   // Valid until vfioctl itself writes: a bind makes entries, an unbind removes them.
   const epoch = fs.writes.length;
   const memo = memos.get(fs);
   if (memo !== undefined && memo.epoch === epoch) return memo.names;
-  const names = readClass(fs);
+  const names = readClass(fs, listed === undefined ? vfioDevClassEntries(fs) : listed ?? undefined);
   memos.set(fs, { epoch, names });
   return names;
 }
@@ -33,9 +34,8 @@ export function vfioDevClassEntries(fs: FsRoot): string[] | undefined {
   return fs.isDir(CLASS_VFIO_DEV) ? fs.list(CLASS_VFIO_DEV).filter((n) => VFIO_DEV_NAME.test(n)) : undefined;
 }
 
-function readClass(fs: FsRoot): ReadonlyMap<Bdf, string> | null {
+function readClass(fs: FsRoot, names: string[] | undefined): ReadonlyMap<Bdf, string> | null {
   const byDevice = new Map<Bdf, string>();
-  const names = vfioDevClassEntries(fs);
   if (names === undefined) return fs.confined ? null : byDevice;
   // fs.list is sorted: the first name per device is the one a listing of its vfio-dev/ gives first.
   for (const name of names) {
