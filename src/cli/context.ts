@@ -59,10 +59,11 @@ export interface CliContext {
   /** The open/close/ioctl calls of `probe` and `reset-plan --verify` (default: libc's, through koffi; tests pass a fake kernel). */
   readonly vfioSys?: () => Promise<import('../vfio/sys.js').VfioSys>;
   /**
-   * Called by a command about to read every function of a large host (groups): the real
-   * process sets V8 flags for a long scan there (main.ts); absent in tests.
+   * Called by a command about to read every function of a large host (groups), with the
+   * FsRoot it reads through: the real process sets V8 flags for a long scan and switches
+   * the reads to libc's calls there (main.ts); absent in tests.
    */
-  readonly tuneForLongScan?: () => void;
+  readonly tuneForLongScan?: (fs: import('../sysfs/fsroot.js').FsRoot) => void;
   /** Per-run state that main.ts reads back (set by run(); absent when a test builds a context by hand). */
   readonly runState?: RunState;
 }

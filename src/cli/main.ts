@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { CommanderError } from 'commander';
 import { VfioctlError, errnoMeaning, errnoOf } from '../errors.js';
@@ -10,6 +11,10 @@ import { SCHEMA_VERSION } from './context.js';
 import { invokedAs, personalise } from './first-minute.js';
 import { commandNameOf, createBaseProgram, finishProgram, USAGE_HINT, VERSION } from './program-base.js';
 import { fdWriter, isTerminal, readFdCapped } from './stdio.js';
+import { koffiOf } from '../ffi/libc.js';
+import type { FileCalls } from '../sysfs/file-calls.js';
+import type { FsRoot } from '../sysfs/fsroot.js';
+import { libcFileCalls } from '../sysfs/libc-file-calls.js';
 
 /**
  * Run one invocation and return its exit code. The only place that turns errors into
@@ -172,16 +177,34 @@ function packageDirOf(script: string | undefined): string | undefined {
 const V8_FOR_SCANS = '--interrupt-budget=400000 --semi-space-growth-factor=1';
 
 /**
- * Set V8_FOR_SCANS (once). node:v8 brings Node's whole stream stack with it (about 25
- * modules, 5 ms), more than the flags save on a small host: groups asks for them only once
- * the host's listing shows a long scan ahead (LONG_SCAN_FUNCTIONS in commands/groups.ts).
- * Without process.getBuiltinModule (Node before 20.16) the run keeps V8's defaults.
+ * Set V8_FOR_SCANS (once), and read through libc's calls (sysfs/libc-file-calls.ts).
+ * node:v8 brings Node's whole stream stack with it (about 25 modules, 5 ms) and koffi takes
+ * about 5 ms to load, more than either saves on a small host: groups asks for them only
+ * once the host's listing shows a long scan ahead (LONG_SCAN_FUNCTIONS in
+ * commands/groups.ts). Without process.getBuiltinModule (Node before 20.16) the run keeps
+ * V8's defaults; where koffi cannot load, Node's calls.
  */
 let tuned = false;
-function tuneForLongScan(): void {
-  if (tuned) return;
-  tuned = true;
-  (process.getBuiltinModule?.('node:v8') as typeof import('node:v8') | undefined)?.setFlagsFromString(V8_FOR_SCANS);
+function tuneForLongScan(packageDir: string | undefined, fs: FsRoot): void {
+  if (!tuned) {
+    tuned = true;
+    (process.getBuiltinModule?.('node:v8') as typeof import('node:v8') | undefined)?.setFlagsFromString(V8_FOR_SCANS);
+  }
+  if (fs.fileCalls.kind === 'node') fs.fileCalls = loadLibcFileCalls(packageDir) ?? fs.fileCalls;
+}
+
+let libcCalls: FileCalls | null | undefined;
+/** koffi from vfioctl's own node_modules (bin/vfioctl runs a bundle that does not hold it). */
+function loadLibcFileCalls(packageDir: string | undefined): FileCalls | null {
+  if (libcCalls === undefined) {
+    try {
+      const requireHere = createRequire(path.join(packageDir ?? process.cwd(), 'package.json'));
+      libcCalls = libcFileCalls(koffiOf(requireHere('koffi')));
+    } catch {
+      libcCalls = null;
+    }
+  }
+  return libcCalls;
 }
 
 /** Entry point used by bin/vfioctl. */
@@ -189,9 +212,10 @@ export async function main(): Promise<void> {
   // The reader went away (`vfioctl groups | head`): stop quietly as a SIGPIPE'd tool would.
   const readerGone = () => process.exit(process.exitCode ?? 0);
   const [{ execaRunner }, isTTY] = await Promise.all([import('./runner.js'), isTerminal(1)]);
+  const packageDir = packageDirOf(process.argv[1]);
   process.exitCode = await run(process.argv.slice(2), {
     // bin/vfioctl is <package>/bin/vfioctl (through any symlink on PATH).
-    packageDir: packageDirOf(process.argv[1]),
+    packageDir,
     invokedAs: () => (process.argv[1] ? invokedAs(process.argv[1], process.env, process.cwd()) : 'vfioctl'),
     // process.stdout is a tty.WriteStream on a terminal: made only when a table needs the width.
     terminalColumns: () => (isTTY ? process.stdout.columns : undefined),
@@ -203,7 +227,7 @@ export async function main(): Promise<void> {
     stderrIsTTY: () => isTerminal(2),
     runner: execaRunner,
     catchSignals: true,
-    tuneForLongScan,
+    tuneForLongScan: (fs) => tuneForLongScan(packageDir, fs),
     // Bounded: at most maxBytes + 1 bytes are read (`yes | vfioctl apply -` stops there).
     readStdin: async (maxBytes = INPUT_MAX_BYTES) => readFdCapped(0, maxBytes).toString('utf8'),
   });

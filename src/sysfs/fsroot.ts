@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { VfioctlError, errnoMeaning, errnoOf, exitCodeForErrno } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { quoteShort } from '../model/names.js';
+import { nodeFileCalls, type FileCalls } from './file-calls.js';
 
 // Every file vfioctl reads or writes goes through one FsRoot, so a test (or a snapshot
 // from another host) is just another directory. Paths given to it are absolute in-root
@@ -26,6 +28,7 @@ const MAX_LINK_HOPS = 40;
 // on esbuild's module wrapper, called on every use.
 const { openSync, readSync, closeSync, readlinkSync, lstatSync, readdirSync, fstatSync } = fs;
 const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
+const { ELOOP } = os.constants.errno;
 const basename = path.posix.basename;
 
 /** Where a link at in-root path `p` whose raw target is `target` points, resolved lexically. */
@@ -61,6 +64,11 @@ export class FsRoot {
   readonly writes: { path: string; value: string }[] = [];
   /** Called before each sysfs write (--verbose echoes it). */
   onWrite?: (path: string, value: string) => void;
+  /**
+   * The calls `read` and `readLink` make: Node's, or libc's for a long scan (see
+   * file-calls.ts). The boundary is the same either way: it is decided before the call.
+   */
+  fileCalls: FileCalls = nodeFileCalls;
 
   /** The root with its own symlinks resolved (what contained paths start with). */
   private realRootCache: string | undefined;
@@ -295,6 +303,7 @@ export class FsRoot {
 
   /** Attribute text without its trailing newline; undefined when missing, unreadable, not a regular file or too large. */
   read(p: string): string | undefined {
+    const calls = this.fileCalls;
     let host: string | null = p;
     let flags = O_RDONLY | O_NONBLOCK;
     if (this.confined) {
@@ -304,18 +313,17 @@ export class FsRoot {
     }
     // open/read/close into one shared buffer: readFileSync adds an fstat and option
     // handling per call, which doubles the cost of a 4,096-function scan.
-    let fd: number | undefined;
+    let fd = calls.open(host, flags);
+    if (fd === -ELOOP && this.confined) {
+      // The last component is a link (not a sysfs attribute): follow it only inside the root.
+      host = this.real(p);
+      if (host === null) return undefined;
+      fd = calls.open(host, flags);
+    }
+    if (fd < 0) return undefined;
     try {
-      try {
-        fd = openSync(host, flags);
-      } catch (err) {
-        // The last component is a link (not a sysfs attribute): follow it only inside the root.
-        if (!this.confined || errnoOf(err) !== 'ELOOP') return undefined;
-        host = this.real(p);
-        if (host === null) return undefined;
-        fd = openSync(host, flags);
-      }
-      let n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
+      let n = calls.read(fd, READ_BUFFER);
+      if (n < 0) return undefined;
       let text = READ_BUFFER.toString('latin1', 0, n);
       // A sysfs attribute comes whole from its first read (one show() call, at most a
       // page), so a short read there is the end: saves one read(2) per attribute.
@@ -327,7 +335,8 @@ export class FsRoot {
       if (!fstatSync(fd).isFile()) return undefined;
       let total = n;
       while (n > 0 && !(sysfs && n < READ_BUFFER.length)) {
-        n = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, -1);
+        n = calls.read(fd, READ_BUFFER);
+        if (n < 0) return undefined;
         total += n;
         if (total > READ_MAX_BYTES) return undefined;
         text += READ_BUFFER.toString('latin1', 0, n);
@@ -336,7 +345,7 @@ export class FsRoot {
     } catch {
       return undefined;
     } finally {
-      if (fd !== undefined) closeSync(fd);
+      calls.close(fd);
     }
   }
 
@@ -379,12 +388,7 @@ export class FsRoot {
   /** Raw link target; undefined when not a link (or its directory leads outside the root). Works for dangling links too. */
   readLink(p: string): string | undefined {
     const host = this.confined ? this.hostOf(p) : p;
-    if (host === null) return undefined;
-    try {
-      return readlinkSync(host);
-    } catch {
-      return undefined;
-    }
+    return host === null ? undefined : this.fileCalls.readlink(host);
   }
 
   /** Basename of a link's target: the driver name, the group number, the PF's BDF. */

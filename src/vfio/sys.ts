@@ -1,13 +1,13 @@
 /**
  * The system calls `probe` needs: open(2), close(2) and ioctl(2). Node has no ioctl, so it
- * comes from libc through koffi, a foreign-function interface whose npm package carries
- * prebuilt binaries (no compiler on the user's machine). koffi is imported here only, and
- * this module only by the commands that open VFIO devices: `groups`, `show`, `bind` and
- * the rest never load it (scripts/bundle.mjs keeps it out of the bundle).
+ * comes from libc through koffi (ffi/libc.ts). This module is imported only by the commands
+ * that open VFIO devices: `groups`, `show`, `bind` and the rest never load it for ioctls
+ * (scripts/bundle.mjs keeps koffi out of the bundle).
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { ExitCode } from '../exit-codes.js';
 import { VfioctlError, errnoOf } from '../errors.js';
+import { koffiOf, loadLibc, type Koffi } from '../ffi/libc.js';
 
 /** One call's outcome: the return value, or the errno name (`EBUSY`) when it failed. */
 export type SysResult = { ok: true; value: number } | { ok: false; errno: string };
@@ -52,11 +52,6 @@ export function nodeSys(ioctl: (fd: number, request: number, arg: Buffer | numbe
   };
 }
 
-interface Koffi {
-  load(name: string): { func(decl: string): (...args: unknown[]) => number };
-  errno(): number;
-}
-
 let loaded: Promise<VfioSys> | undefined;
 
 /**
@@ -68,8 +63,7 @@ export function loadVfioSys(): Promise<VfioSys> {
   loaded ??= (async () => {
     let koffi: Koffi;
     try {
-      const mod = (await import('koffi')) as unknown as { default?: Koffi } & Koffi;
-      koffi = mod.default ?? mod;
+      koffi = koffiOf(await import('koffi'));
     } catch (err) {
       throw ffiError(err);
     }
@@ -86,20 +80,6 @@ export function loadVfioSys(): Promise<VfioSys> {
     });
   })();
   return loaded;
-}
-
-/** glibc's soname, else musl's (Alpine). */
-function loadLibc(koffi: Koffi) {
-  const names = ['libc.so.6', `libc.musl-${process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch}.so.1`];
-  let first: unknown;
-  for (const name of names) {
-    try {
-      return koffi.load(name);
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  throw first;
 }
 
 function ffiError(err: unknown): VfioctlError {

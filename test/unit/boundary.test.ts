@@ -17,6 +17,7 @@ import { INPUT_MAX_BYTES, readDesiredInput } from '../../src/provision/read-inpu
 import { fdWriter, readFdCapped } from '../../src/cli/stdio.js';
 import { run } from '../../src/cli/main.js';
 import { recordingRunner } from '../helpers/cli.js';
+import { eachFileCalls } from '../helpers/file-calls.js';
 
 /** A root with an outside directory next to it. */
 function setup(t: { after: (f: () => void) => void }) {
@@ -38,9 +39,10 @@ function setup(t: { after: (f: () => void) => void }) {
 const throwsCode = (f: () => unknown, code: number, msg: RegExp) =>
   assert.throws(f, (e: unknown) => e instanceof VfioctlError && e.code === code && msg.test(`${e.what}: ${e.why}`));
 
-test('reads: links inside the root work (sysfs relative links); links leading out read as missing, by every read method', (t) => {
+for (const calls of eachFileCalls()) test(`reads (${calls.kind}'s calls): links inside the root work (sysfs relative links); links leading out read as missing, by every read method`, (t) => {
   const { root, outside } = setup(t);
   const fsr = new FsRoot(root);
+  fsr.fileCalls = calls;
   assert.equal(fsr.read('/sys/bus/pci/devices/0000:00:01.0/vendor'), '0x8086');
   assert.equal(fsr.realpath('/sys/bus/pci/devices/0000:00:01.0'), '/sys/devices/pci0000:00/0000:00:01.0');
   // An absolute link out, a relative one climbing out, a directory on the way, a final component.
@@ -74,9 +76,10 @@ test('reads: links inside the root work (sysfs relative links); links leading ou
   assert.equal(fsr.read('/../outside/secret'), undefined);
 });
 
-test('reads never block and are bounded: FIFO, oversized and non-regular files read as missing', (t) => {
+for (const calls of eachFileCalls()) test(`reads (${calls.kind}'s calls) never block and are bounded: FIFO, oversized and non-regular files read as missing`, (t) => {
   const { root, put } = setup(t);
   const fsr = new FsRoot(root);
+  fsr.fileCalls = calls;
   const dir = path.join(root, 'sys/devices/pci0000:00/0000:00:01.0');
   assert.equal(spawnSync('mkfifo', [path.join(dir, 'fifo'), path.join(root, 'fifo')]).status, 0);
   const started = Date.now();

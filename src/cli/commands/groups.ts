@@ -46,7 +46,7 @@ export function registerGroups(program: Command, ctx: CliContext): void {
     .action(async (opts: GroupsOptions, cmd: Command) => {
       const s = openSession(ctx, cmd);
       // The table shows no reset methods, NUMA node, boot VGA or bus numbers: not read for it.
-      const host = scanHost(s.fs, { lean: !s.json, onListed: (n) => n >= LONG_SCAN_FUNCTIONS && ctx.tuneForLongScan?.() });
+      const host = scanHost(s.fs, { lean: !s.json, onListed: (n) => n >= LONG_SCAN_FUNCTIONS && ctx.tuneForLongScan?.(s.fs) });
       let groups = host.groups;
       if (opts.group !== undefined) {
         if (!/^\d+$/.test(opts.group)) throw usageError(`invalid group ${quoteShort(opts.group)}`, 'a group is a non-negative number');
