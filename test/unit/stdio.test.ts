@@ -23,6 +23,25 @@ test('fdWriter puts every byte of each text on the descriptor, multi-byte UTF-8 
   assert.equal(fs.readFileSync(file, 'utf8'), `group 13 — viable\n${big}\n✓\n`);
 });
 
+test('fdWriter on a full non-blocking pipe: a write cut short goes on at the byte it stopped at, multi-byte characters included', async (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  const file = path.join(root, 'out');
+  // The reader starts late, so the pipe (64 KiB) fills and the first write is cut short;
+  // libuv made the parent's end non-blocking, so later writes meet EAGAIN.
+  const child = spawn('sh', ['-c', 'sleep 0.3; exec cat > "$0"', file], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const fd = (child.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.ok(fd > 2);
+  const w = fdWriter(fd, () => assert.fail('the reader is there'));
+  const text = 'é✓x'.repeat(100_000) + '\n';
+  assert.equal(w.write(text), true);
+  assert.equal(w.write('end\n'), true);
+  child.stdin.end();
+  await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(w.failure, undefined);
+  assert.equal(fs.readFileSync(file, 'utf8'), text + 'end\n');
+});
+
 test('isTerminal: a file is not a terminal, nor is /dev/null (a character device), nor a closed descriptor', async (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
