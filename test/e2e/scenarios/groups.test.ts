@@ -3,7 +3,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { IN_LAB, NOT_IN_LAB, findRole, hasCommand, labTopology, missing, truthDevice, truthGroups, vfioctlJson } from '../lab/guest.js';
+import { FsRoot } from '../../../src/sysfs/fsroot.js';
+import { scanHost } from '../../../src/sysfs/scan.js';
+import { koffiOf } from '../../../src/ffi/libc.js';
+import { libcFileCalls } from '../../../src/sysfs/libc-file-calls.js';
 
 test('groups --json equals sysfs truth', { skip: IN_LAB ? false : NOT_IN_LAB }, async (t) => {
   if (!(await hasCommand('groups'))) return t.skip(missing('groups'));
@@ -41,4 +46,16 @@ test('every topology role is present with its host driver', { skip: IN_LAB ? fal
     assert.equal(bdfs.length, 1, `${role.name}: ${bdfs.join(',')}`);
     assert.equal(truthDevice(bdfs[0]!).driver, role.hostDriver, `${role.name} host driver`);
   }
+});
+
+test("a scan of the kernel's sysfs through libc's calls (a long scan's) reads what Node's calls read", { skip: IN_LAB ? false : NOT_IN_LAB }, () => {
+  const viaNode = scanHost(new FsRoot('/'));
+  const fsr = new FsRoot('/');
+  const calls = libcFileCalls(koffiOf(createRequire(import.meta.url)('koffi')));
+  assert.ok(calls, 'libc loads through koffi in the guest');
+  fsr.fileCalls = calls;
+  const viaLibc = scanHost(fsr);
+  assert.ok(viaNode.devices.size >= labTopology().roles.length, `${viaNode.devices.size} functions`);
+  assert.ok([...viaNode.devices.values()].some((d) => d.driver !== null && d.resetMethodKnown), 'drivers and reset methods were read');
+  assert.deepEqual(viaLibc, viaNode);
 });
