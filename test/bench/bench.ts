@@ -21,7 +21,7 @@ import { synthHost, writeHost } from './synth.js';
  *
  * Not a test: it reports, and exits 0 either way.
  *
- * Env: BENCH_RUNS (default 9), BENCH_SIZES (default 120,1024,4096,16384), BENCH_DIR
+ * Env: BENCH_NO_EXTRA_CA=1 (see extraCaNote), BENCH_RUNS (default 9), BENCH_SIZES (default 120,1024,4096,16384), BENCH_DIR
  * (reuse/keep generated trees there; default a temporary directory on /dev/shm when there
  * is one), BENCH_NS=0 (no mount namespace), BENCH_BASELINE=DIR (another checkout, built:
  * its vfioctl runs interleaved with this one's, for an A/B comparison), BENCH_INSTR=1 (also
@@ -40,6 +40,8 @@ interface Cmd {
   label: string;
   file: string;
   args: string[];
+  /** The environment, when not the bench's own. */
+  env?: NodeJS.ProcessEnv;
 }
 interface Sample {
   wall: number;
@@ -73,8 +75,8 @@ function runOnce(c: Cmd, meter: string | null, report: string): Sample & { ok: b
   const t0 = process.hrtime.bigint();
   // stdout is a pipe read to the end, as a provisioning script reads the JSON.
   const r = meter
-    ? spawnSync(meter, [report, c.file, ...c.args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 })
-    : spawnSync(c.file, c.args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
+    ? spawnSync(meter, [report, c.file, ...c.args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, env: c.env })
+    : spawnSync(c.file, c.args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, env: c.env });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   if (!meter) return { wall, cpu: childCpuMs() - cpu0, rss: NaN, ok: r.status === 0 };
   const [user, sys, rss, status] = fs.readFileSync(report, 'utf8').trim().split(' ').map(Number);
@@ -145,6 +147,11 @@ function commands(tree: string, root: string | null, tools: { lspci: boolean; fl
   const node = process.execPath;
   const vfioctl = (label: string, bin: string, ...args: string[]): Cmd => ({ label, file: node, args: [bin, ...(root ? ['--root', root] : []), ...args] });
   const cmds: Cmd[] = [{ label: 'node -e 0', file: node, args: ['-e', '0'] }];
+  // What the variable costs every Node process here (vfioctl makes no TLS connection).
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const { NODE_EXTRA_CA_CERTS: _, ...env } = process.env;
+    cmds.push({ label: 'node -e 0 (no EXTRA_CA)', file: node, args: ['-e', '0'], env });
+  }
   const checkouts: [string, string][] = [['', BIN]];
   const base = process.env.BENCH_BASELINE;
   if (base) checkouts.push([' (baseline)', path.join(path.resolve(base), 'bin/vfioctl')]);
@@ -187,8 +194,25 @@ function scratchDir(): string {
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 
+/**
+ * NODE_EXTRA_CA_CERTS makes every Node process read and parse that CA bundle as it starts,
+ * before any JavaScript runs (about 55 ms of CPU for Debian's 140 certificates on the
+ * machine this was written on, where node -e 0 takes 30 ms without it). It is measured as it
+ * is found, and `node -e 0 (no EXTRA_CA)` shows its cost; BENCH_NO_EXTRA_CA=1 removes it
+ * from every command's environment.
+ */
+function extraCaNote(): string | null {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (process.env.BENCH_NO_EXTRA_CA === '1') {
+    delete process.env.NODE_EXTRA_CA_CERTS;
+    return file ? `NODE_EXTRA_CA_CERTS (${file}) removed from every command's environment (BENCH_NO_EXTRA_CA=1)` : null;
+  }
+  return file ? `NODE_EXTRA_CA_CERTS=${file} is set: every Node process, vfioctl and node -e 0 alike, parses it at start-up; see "node -e 0 (no EXTRA_CA)", and BENCH_NO_EXTRA_CA=1` : null;
+}
+
 function main(): void {
   if (process.argv[2] === '--inner') return inner(process.argv[3]!, process.argv[4]!);
+  const caNote = extraCaNote();
   const dir = scratchDir();
   fs.mkdirSync(dir, { recursive: true });
   const lspci = has('lspci', ['--version']);
@@ -196,7 +220,8 @@ function main(): void {
   const meter = buildC(dir, 'rusage');
   const ns = process.env.BENCH_NS !== '0' && process.getuid?.() === 0 && has('unshare', ['--version']);
   console.log(`vfioctl bench: node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${RUNS} runs each, medians; ` +
-    `${ns ? 'each tree bound over /sys in a mount namespace' : 'vfioctl --root, lspci -O sysfs.path'}; CPU = user+sys ${meter ? 'from wait4 (rusage.c)' : 'from /proc/self/stat (10 ms ticks; no cc)'}\n`);
+    `${ns ? 'each tree bound over /sys in a mount namespace' : 'vfioctl --root, lspci -O sysfs.path'}; CPU = user+sys ${meter ? 'from wait4 (rusage.c)' : 'from /proc/self/stat (10 ms ticks; no cc)'}` +
+    `${caNote ? `\n${caNote}` : ''}\n`);
   const all = new Map<number, Results>();
   const lines: string[] = [];
   try {
