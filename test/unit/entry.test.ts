@@ -37,6 +37,26 @@ test('bin/vfioctl prints what the in-process CLI prints, through the code cache 
   assert.ok(direct.json().groups.length > 5);
 });
 
+test('run as a program (its #! line), bin/vfioctl starts node without NODE_EXTRA_CA_CERTS, through a symlink on PATH too, arguments intact', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  fs.mkdirSync(path.join(root, 'bin'));
+  fs.symlinkSync(BIN, path.join(root, 'bin/vfioctl'));
+  // A CA file that cannot be read makes Node warn at start-up: the warning tells whether Node was given it.
+  const env = { PATH: `${root}/bin:${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, NO_COLOR: '1', NODE_EXTRA_CA_CERTS: path.join(root, 'missing.pem') };
+  const args = ['--root', LAB, 'show', '0000:99:00.0 "$x" `y`'];
+  for (const file of [BIN, 'vfioctl']) {
+    const r = spawnSync(file, args, { encoding: 'utf8', env });
+    assert.equal(r.status, 2, `${file}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /extra certs/i, file);
+    assert.match(r.stderr, /^vfioctl: device selector "0000:99:00\.0 \\"\$x\\" `y`": contains blanks/, `${file}: the argument reaches vfioctl as given`);
+  }
+  // Control: node running the file itself keeps the variable, and Node says so.
+  const viaNode = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env });
+  assert.equal(viaNode.status, 0);
+  assert.match(viaNode.stderr, /Ignoring extra certs/);
+});
+
 test('bin/vfioctl exits with the documented code and a one-line error', () => {
   const r = runBin(BIN, ['--root', LAB, 'show', '0000:99:00.0']);
   assert.equal(r.code, 3);
