@@ -257,11 +257,13 @@ function main(): void {
             lines.push(`${n} functions: ${c}${tag} CPU ${f2(r)}x lspci's${Number.isFinite(limit) ? ` (target at most ${limit}x: ${verdict(r <= limit)})` : ''}`);
           }
         }
-        // Against the cheaper of Node's start-ups here: vfioctl does not parse the CA bundle.
+        // Verdicts against the cheaper of Node's start-ups here (vfioctl does not parse the CA
+        // bundle); the ratio to node -e 0 as found is shown beside it.
         const nodeRef = t[NODE_NO_CA] ? NODE_NO_CA : 'node -e 0';
         for (const c of ['show VF --json', 'reset-plan VF --json']) {
           const r = cpu(c + tag) / cpu(nodeRef);
-          lines.push(`${n} functions: ${c}${tag} CPU ${f2(r)}x ${nodeRef}${n === 16384 ? ` (target at most 1.5x: ${verdict(r <= 1.5)})` : ''}`);
+          const asFound = nodeRef === 'node -e 0' ? '' : `; ${f2(cpu(c + tag) / cpu('node -e 0'))}x node -e 0`;
+          lines.push(`${n} functions: ${c}${tag} CPU ${f2(r)}x ${nodeRef}${asFound}${n === 16384 ? ` (target at most 1.5x: ${verdict(r <= 1.5)})` : ''}`);
         }
         if (n === 120) {
           const over = cpu('groups --json' + tag) - cpu(nodeRef);
