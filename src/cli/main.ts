@@ -140,6 +140,8 @@ const FAST_COMMANDS: Record<string, () => Promise<(program: Command, ctx: CliCon
   groups: async () => (await import('./commands/groups.js')).registerGroups,
   // Its target is start-up plus its neighbourhood (issue 15): the other commands' modules were 5 ms of it.
   'reset-plan': async () => (await import('./commands/reset-plan.js')).registerResetPlan,
+  // The same target as reset-plan's. variants.js adds show's variant section as it loads.
+  show: async () => (await Promise.all([import('./commands/show.js'), import('./commands/variants.js')]))[0].registerShow,
 };
 
 async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Command> {

@@ -149,7 +149,7 @@ test('a host without IOMMU groups: plain message and exit 0; the kernel command 
   }
 });
 
-test('groups and reset-plan are built without the other commands, and behave the same as in the full tree', async () => {
+test('groups, reset-plan and show are built without the other commands, and behave the same as in the full tree', async () => {
   const { commandNameOf } = await import('../../src/cli/program-base.js');
   const { createProgram } = await import('../../src/cli/program.js');
   assert.equal(commandNameOf(['groups', '--json']), 'groups');
@@ -161,7 +161,7 @@ test('groups and reset-plan are built without the other commands, and behave the
   assert.equal(commandNameOf([]), undefined);
   const sink = { write: () => true };
   const full = createProgram({ stdout: sink, stderr: sink, env: {}, isTTY: false, runner: async () => ({ exitCode: 0, stdout: '', stderr: '' }) });
-  for (const name of ['groups', 'reset-plan']) {
+  for (const name of ['groups', 'reset-plan', 'show']) {
     const fullHelp = full.commands.find((c) => c.name() === name)!.helpInformation();
     const fastHelp = await cli([name, '--help'], root);
     assert.equal(fastHelp.stdout, fullHelp, name);
