@@ -50,13 +50,19 @@ class Neighbourhood {
   constructor(private readonly fs: FsRoot) {}
 
   private readonly listings = new Map<Bdf, boolean>();
+  /** VF → PF, from the virtfn links of the PFs loaded so far. */
+  private readonly pfOfVf = new Map<Bdf, Bdf>();
+  /** The bus/pci/devices links read by listed(), for deviceDir (one readlink per function, not two). */
+  private readonly linkTargets = new Map<Bdf, string>();
 
   /** Whether scanHost would list this function (an entry under /sys/bus/pci/devices); asked once per function. */
   private listed(bdf: Bdf): boolean {
     let listed = this.listings.get(bdf);
     if (listed === undefined) {
       const link = `${PCI_DEVICES}/${bdf}`;
-      this.listings.set(bdf, (listed = this.fs.readLink(link) !== undefined || this.fs.lexists(link)));
+      const target = this.fs.readLink(link);
+      if (target !== undefined) this.linkTargets.set(bdf, target);
+      this.listings.set(bdf, (listed = target !== undefined || this.fs.lexists(link)));
     }
     return listed;
   }
@@ -73,7 +79,7 @@ class Neighbourhood {
     if (this.loading.has(bdf)) throw new Fallback(); // a physfn cycle: not a kernel layout
     this.loading.add(bdf);
     const fs = this.fs;
-    const dir = deviceDir(fs, bdf);
+    const dir = this.linkTargets.has(bdf) ? deviceDir(fs, bdf, this.linkTargets.get(bdf)) : deviceDir(fs, bdf);
     // scanHost takes drivers from the drivers' side; the kernel links both ways.
     const own = fs.linkName(`${dir}/driver`);
     let driver: string | null = null;
@@ -81,8 +87,9 @@ class Neighbourhood {
       if (!fs.lexists(`${PCI_DRIVERS}/${own}/${bdf}`)) throw new Fallback();
       driver = own;
     }
-    // scanHost takes a VF's PF from the PF's virtfn links.
-    const pfName = fs.linkName(`${dir}/physfn`);
+    // scanHost takes a VF's PF from the PF's virtfn links: a loaded PF's say it without a
+    // readlink (a reset scope lists PFs before their VFs); others are asked for their physfn.
+    const pfName = this.pfOfVf.get(bdf) ?? fs.linkName(`${dir}/physfn`);
     let physfn: Bdf | null = null;
     if (pfName !== undefined && isBdf(pfName)) {
       const pf = this.load(pfName);
@@ -94,6 +101,7 @@ class Neighbourhood {
     if (d.virtfns.length > 0) {
       const present = d.virtfns.filter((vf) => this.listed(vf));
       if (present.length !== d.virtfns.length) d = { ...d, virtfns: present };
+      for (const vf of present) this.pfOfVf.set(vf, bdf);
     }
     this.loading.delete(bdf);
     this.devices.set(bdf, d);

@@ -34,10 +34,12 @@ export function overrideValue(raw: string | undefined): string | null {
   return v === '' || v === '(null)' ? null : v;
 }
 
-/** Where the device's directory really is: the bus/pci/devices link resolved lexically. */
-export function deviceDir(fs: FsRoot, bdf: Bdf): string {
+/**
+ * Where the device's directory really is: the bus/pci/devices link resolved lexically
+ * (`target`: the link's target when the caller has read it already).
+ */
+export function deviceDir(fs: FsRoot, bdf: Bdf, target: string | undefined = fs.readLink(`${PCI_DEVICES}/${bdf}`)): string {
   const link = `${PCI_DEVICES}/${bdf}`;
-  const target = fs.readLink(link);
   if (target === undefined) return fs.realpath(link) ?? link;
   // The kernel's link is always ../../../devices/…; joining it by hand skips path.resolve,
   // a measurable share of a 4,096-function scan.
@@ -304,11 +306,24 @@ export function scanHost(fs: FsRoot, opts: ScanOptions = {}): Host {
     let nameSet: Set<string> | undefined;
     const listed = (bdf: Bdf) => (nameSet ??= new Set(names)).has(bdf);
     const hasVfioDev = vfioDevLookup(fs, bound);
+    // The directory each PF's VFs are in: the PF's own parent (pci_iov_add_virtfn gives a VF
+    // its PF's parent device), which saves the scan a readlink per VF.
+    const vfDirOf = new Map<Bdf, string>();
     for (const name of names) {
       if (!isBdf(name)) continue;
       const driver = bound.get(name) ?? (bound.size > 0 ? null : undefined);
-      const d = readDevice(fs, name, deviceDir(fs, name), { physfn: pfOf.get(name) ?? null, driver, listed, hasVfioDev }, lean);
-      for (const vf of d.virtfns) pfOf.set(vf, name);
+      const pf = pfOf.get(name);
+      const known: Known = { physfn: pf ?? null, driver, listed, hasVfioDev };
+      const besidePf = pf === undefined ? undefined : vfDirOf.get(pf);
+      let dir = besidePf === undefined ? deviceDir(fs, name) : `${besidePf}/${name}`;
+      let d = readDevice(fs, name, dir, known, lean);
+      // Every PCI function has a modalias: without one there, the VF is elsewhere (not a
+      // layout the kernel makes); its link says where.
+      if (besidePf !== undefined && d.modalias === null) d = readDevice(fs, name, (dir = deviceDir(fs, name)), known, lean);
+      if (d.virtfns.length > 0) {
+        vfDirOf.set(name, dir.slice(0, dir.lastIndexOf('/')));
+        for (const vf of d.virtfns) pfOf.set(vf, name);
+      }
       devices.set(name, d);
     }
   } finally {

@@ -43,7 +43,7 @@ const SPEC: TreeSpec = {
   ],
 };
 
-test('scan cost: a VF takes 4 attribute reads and 2 links; a host-driver VF one probe more; the PF its VF links', (t) => {
+test('scan cost: a VF takes 4 attribute reads and its group link (its directory is beside its PF\'s); a host-driver VF one probe more; the PF its VF links', (t) => {
   const { root, cleanup } = tempRoot();
   t.after(cleanup);
   buildTree(root, SPEC);
@@ -51,11 +51,12 @@ test('scan cost: a VF takes 4 attribute reads and 2 links; a host-driver VF one 
   const host = scanHost(fsr);
 
   const base = ['readlink .', 'read modalias', 'readlink iommu_group', 'read reset_method', 'read numa_node', 'read driver_override'];
+  const vf = base.filter((o) => o !== 'readlink .');
   // Bound to vfio-pci: known by name, no vfio-dev lookup; driver from the driver's listing.
-  assert.deepEqual(fsr.of('0000:02:02.0').sort(), [...base].sort());
+  assert.deepEqual(fsr.of('0000:02:02.0').sort(), [...vf].sort());
   // Bound to a host driver: vfio-dev/ is looked at (an out-of-tree variant would have it).
-  assert.deepEqual(fsr.of('0000:02:02.1').sort(), [...base, 'lstat vfio-dev'].sort());
-  assert.deepEqual(fsr.of('0000:02:02.2').sort(), [...base].sort());
+  assert.deepEqual(fsr.of('0000:02:02.1').sort(), [...vf, 'lstat vfio-dev'].sort());
+  assert.deepEqual(fsr.of('0000:02:02.2').sort(), [...vf].sort());
   // The PF: SR-IOV probe, counts, and one link per enabled VF (this tree has no
   // sriov_offset/sriov_stride, as before Linux 4.17: the reads miss and the links are read).
   assert.deepEqual(fsr.of(PF).sort(), [...base, 'lstat vfio-dev', 'lstat sriov_totalvfs', 'read sriov_totalvfs', 'read sriov_numvfs',
@@ -155,4 +156,27 @@ test('scan: offsets that name a function not listed (a VF removed, a wrong strid
   fs.unlinkSync(path.join(root, 'sys/bus/pci/devices/0000:02:02.1'));
   const host = scanHost(new FsRoot(root));
   assert.deepEqual(host.devices.get(PF)!.virtfns, ['0000:02:02.0', '0000:02:02.2']);
+});
+
+test('scan: a VF whose directory is not beside its PF\'s (not a layout the kernel makes) is read where its link says', (t) => {
+  const { root, cleanup } = tempRoot();
+  t.after(cleanup);
+  buildTree(root, SPEC);
+  // Move 0000:02:02.1 below the PF and repoint its links there.
+  const devices = path.join(root, 'sys/bus/pci/devices');
+  const beside = fs.realpathSync(path.join(devices, '0000:02:02.1'));
+  const below = path.join(fs.realpathSync(path.join(devices, PF)), '0000:02:02.1');
+  fs.renameSync(beside, below);
+  for (const link of [path.join(devices, '0000:02:02.1'), path.join(devices, PF, 'virtfn1')]) {
+    fs.unlinkSync(link);
+    fs.symlinkSync(path.relative(path.dirname(link), below), link);
+  }
+  const fsr = new CountingFs(root);
+  const moved = scanHost(fsr).devices.get('0000:02:02.1')!;
+  assert.ok(fsr.of('0000:02:02.1').includes('readlink .'), 'its link was read');
+  assert.deepEqual([moved.vendorId, moved.deviceId, moved.classCode], ['8086', '154c', '020000']);
+  assert.equal(moved.driver, 'iavf');
+  assert.equal(moved.iommuGroup, 4);
+  assert.equal(moved.parent, PF, 'its parent is where it is');
+  assert.equal(moved.physfn, PF);
 });
