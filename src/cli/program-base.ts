@@ -29,6 +29,7 @@ Environment:
   VFIOCTL_LOCK_TIMEOUT  seconds bind, unbind, apply and vfs wait for another vfioctl (10)
   VFIOCTL_EXEC          the vfioctl that the unit written by persist runs
   VFIOCTL_DEBUG         stack traces of internal errors; code cache use at start-up
+  NODE_EXTRA_CA_CERTS   dropped before Node starts (no TLS here; it costs start-up)
 
 More: man vfioctl (in a checkout: man ./man/vfioctl.8).`;
 
