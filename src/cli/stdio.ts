@@ -79,14 +79,24 @@ export function readFdCapped(fd: number, maxBytes: number): Buffer {
   return buf.subarray(0, total);
 }
 
+/** Character major 1: the kernel's memory devices (/dev/null, zero, full, random, urandom, kmsg), never a terminal. */
+const MEM_MAJOR = 1;
+
+/** The major number of a device number, as glibc's major() takes it apart. */
+export function majorOf(rdev: number): number {
+  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+}
+
 /**
  * Whether `fd` is a terminal. Only a character device can be one, so pipes and files are
- * answered by fstat alone; node:tty, which loads the net and stream modules (2–3 ms), is
- * loaded only to tell a terminal from other character devices such as /dev/null.
+ * answered by fstat alone, and so is /dev/null (a script's `>/dev/null`) by its major;
+ * node:tty, which loads the net and stream modules (3–4 ms), is loaded only to tell a
+ * terminal from the remaining character devices.
  */
 export async function isTerminal(fd: number): Promise<boolean> {
   try {
-    if (!fstatSync(fd).isCharacterDevice()) return false;
+    const st = fstatSync(fd);
+    if (!st.isCharacterDevice() || majorOf(st.rdev) === MEM_MAJOR) return false;
   } catch {
     return false;
   }

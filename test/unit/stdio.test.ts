@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempRoot } from '../helpers/tree.js';
-import { fdWriter, isTerminal } from '../../src/cli/stdio.js';
+import { fdWriter, isTerminal, majorOf } from '../../src/cli/stdio.js';
 import { synthHost, writeHost } from '../bench/synth.js';
 import { BIN, REPO } from '../helpers/cli.js';
 
@@ -52,6 +52,30 @@ test('isTerminal: a file is not a terminal, nor is /dev/null (a character device
   t.after(() => fs.closeSync(nul));
   assert.equal(await isTerminal(nul), false);
   assert.equal(await isTerminal(987654), false, 'a closed descriptor is not a terminal');
+});
+
+test('majorOf takes a device number apart as glibc does: /dev/null is major 1, a pty 136, and majors above 4095', () => {
+  assert.equal(majorOf(fs.statSync('/dev/null').rdev), 1);
+  // glibc's makedev: major bits 0-11 at 8-19, the rest at 44 and up; minor bits 0-7 at 0, the rest at 20.
+  const makedev = (major: number, minor: number) => ((major & 0xfff) << 8) + (minor & 0xff) + (minor >>> 8) * 2 ** 20 + Math.floor(major / 0x1000) * 2 ** 44;
+  assert.equal(majorOf(makedev(136, 3)), 136);
+  assert.equal(majorOf(makedev(4, 64)), 4);
+  assert.equal(majorOf(makedev(0x1234, 0x56789)), 0x1234);
+});
+
+test('isTerminal answers /dev/null without loading node:tty (and its net and stream modules)', () => {
+  const probe = `import('${path.join(REPO, 'dist/src/cli/stdio.js')}').then(async (m) => {
+    const answer = await m.isTerminal(1);
+    process.stderr.write(JSON.stringify({ answer, tty: process.moduleLoadList.includes('NativeModule tty') }));
+  });`;
+  const nul = fs.openSync('/dev/null', 'w');
+  try {
+    const r = spawnSync(process.execPath, ['-e', probe], { stdio: ['ignore', nul, 'pipe'], encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stderr), { answer: false, tty: false });
+  } finally {
+    fs.closeSync(nul);
+  }
 });
 
 test('bin/vfioctl | head: the reader going away ends vfioctl quietly with status 0', async (t) => {
