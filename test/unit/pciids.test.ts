@@ -60,3 +60,47 @@ test('pci.ids lookups on demand give the names a full parse gives, for every id 
     assert.ok(checked > 10, `${file}: ${checked} ids checked`);
   }
 });
+
+test('pci.ids lookups are the same wherever a block ends relative to the windows the search decodes (the first is 16 KiB)', () => {
+  const WINDOW = 16 << 10;
+  const hex = (n: number) => n.toString(16).padStart(4, '0');
+  const bytes = (ls: string[]) => Buffer.byteLength(ls.join('\n'));
+  let cases = 0;
+  // Vendor A's block ends, and vendor B's device 2000's subsystem lines end, `at` bytes from
+  // where the search for that end starts (the end of the vendor's or the device's line):
+  // every distance from a line or two before the window's border to two lines after it.
+  const build = (padA: number, padB: number) => {
+    const a = ['1234  Vendor A'];
+    // The padding goes on the first line, so that every later line moves with it: the ends
+    // cross the border, and so does the start of each line near it.
+    for (let d = 0; d < 700; d++) a.push(`\t${hex(d)}  Device ${d}${d === 0 ? 'x'.repeat(padA) : ''}`);
+    a.push(`\t${hex(0xf000)}  Last`);
+    const b = ['1235  Vendor B', '\t2000  Device with many subsystems'];
+    for (let n = 0; n < 560; n++) b.push(`\t\t${hex(0x1000 + n)} ${hex(n)}  Sub ${n}${n === 0 ? 'y'.repeat(padB) : ''}`);
+    b.push('\t\t1234 ffff  Last', '\t2001  After the subsystems', '\t\t1234 0001  Sub of 2001');
+    return ['# synthetic', ...a, ...b, '1236  Vendor C', '\t2001  Device C1', ''].join('\n');
+  };
+  const endOf = (text: string, line: string) => text.indexOf('\n', text.indexOf(line));
+  const distances = (text: string) => [text.indexOf('\n1235  Vendor B') - endOf(text, '1234  Vendor A'), text.indexOf('\n\t2001  After') - endOf(text, '\t2000  Device with many')];
+  const [a0, b0] = distances(build(0, 0));
+  assert.ok(a0! < WINDOW - 40 && b0! < WINDOW - 40, `the blocks without padding (${a0}, ${b0}) must end before the window`);
+  for (let at = WINDOW - 40; at <= WINDOW + 60; at++) {
+    const text = build(at - a0!, at - b0!);
+    // The distances are what this case is for.
+    assert.deepEqual(distances(text), [at, at]);
+    const ids = new PciIds(text);
+    for (const [v, block] of reference(text)) {
+      assert.equal(ids.vendor(v), block.name);
+      for (const [d, dev] of block.devices) {
+        assert.equal(ids.device(v, d), dev.name, `at ${at}: ${v}:${d}`);
+        for (const [key, name] of dev.subsystems) assert.equal(ids.subsystem(v, d, ...(key.split(' ') as [string, string])), name, `at ${at}: ${v}:${d} ${key}`);
+      }
+    }
+    assert.equal(ids.subsystem('1235', '2000', '1234', '0001'), null, `at ${at}: 2001's subsystem is not 2000's`);
+    assert.equal(ids.subsystem('1235', '2001', '1234', '0001'), 'Sub of 2001');
+    assert.equal(ids.device('1234', '2000'), null, `at ${at}: vendor B's device is not vendor A's`);
+    assert.equal(ids.device('1235', '0000'), null, `at ${at}: vendor A's device is not vendor B's`);
+    cases++;
+  }
+  assert.equal(cases, 101);
+});
