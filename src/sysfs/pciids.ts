@@ -182,6 +182,7 @@ export class PciIds implements PciNames {
     }
     return found;
   }
+
   private lastLine(prefix: string, start: number, end: number): string | null {
     const at = this.lastLineAt(prefix, start, end);
     return at < 0 ? null : this.name(at + prefix.length, this.eol(at + 1));
