@@ -64,7 +64,7 @@ test('majorOf takes a device number apart as glibc does: /dev/null is major 1, a
 });
 
 test('isTerminal answers /dev/null without loading node:tty (and its net and stream modules)', () => {
-  const probe = `import('${path.join(REPO, 'dist/src/cli/stdio.js')}').then(async (m) => {
+  const probe = `import(${JSON.stringify(path.join(REPO, 'dist/src/cli/stdio.js'))}).then(async (m) => {
     const answer = await m.isTerminal(1);
     process.stderr.write(JSON.stringify({ answer, tty: process.moduleLoadList.includes('NativeModule tty') }));
   });`;
