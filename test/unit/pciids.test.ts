@@ -64,7 +64,6 @@ test('pci.ids lookups on demand give the names a full parse gives, for every id 
 test('pci.ids lookups are the same wherever a block ends relative to the windows the search decodes (the first is 16 KiB)', () => {
   const WINDOW = 16 << 10;
   const hex = (n: number) => n.toString(16).padStart(4, '0');
-  const bytes = (ls: string[]) => Buffer.byteLength(ls.join('\n'));
   let cases = 0;
   // Vendor A's block ends, and vendor B's device 2000's subsystem lines end, `at` bytes from
   // where the search for that end starts (the end of the vendor's or the device's line):
