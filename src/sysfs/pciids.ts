@@ -58,7 +58,7 @@ const VENDOR_BLOCK_END = /\n[^\t#\n]/g;
 const DEVICE_LINES_END = /\n\t(?!\t)/g;
 const NEWLINE = 0x0a;
 /** lineAfter's first window, in bytes; each next one is four times larger. */
-const LINE_AFTER_WINDOW = 16 << 10;
+export const LINE_AFTER_WINDOW = 16 << 10;
 
 export class PciIds implements PciNames {
   private readonly vendors = new Map<string, VendorBlock | null>();
