@@ -44,6 +44,10 @@ await build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/vfioctl.cjs',
+  // Without comments and indentation the bundle is a third smaller, and ASCII only: a
+  // comment's "→" or "§" made V8 hold all of it as a two-byte string, and decoding it
+  // took 1.7 ms of every start-up instead of 0.4. Names are kept (stack traces stay readable).
+  minifyWhitespace: true,
   supported: { 'dynamic-import': false },
   plugins: [
     {
@@ -72,6 +76,11 @@ await build({
   ],
 });
 
+// esbuild escapes non-ASCII in strings; anything else left would make the source two-byte again.
+const bundled = readFileSync('dist/vfioctl.cjs');
+const wide = bundled.findIndex((b) => b >= 0x80);
+if (wide >= 0) throw new Error(`dist/vfioctl.cjs: non-ASCII byte at offset ${wide}: ${JSON.stringify(bundled.subarray(Math.max(0, wide - 40), wide + 8).toString('utf8'))}`);
+
 // The id that ties dist/vfioctl.cjs.cache to this bundle (bin/vfioctl checks it).
-const id = createHash('sha1').update(readFileSync('dist/vfioctl.cjs')).digest('hex');
+const id = createHash('sha1').update(bundled).digest('hex');
 appendFileSync('dist/vfioctl.cjs', `${ID_MARK}${id}\n`);
