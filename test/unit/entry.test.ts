@@ -12,8 +12,8 @@ const LAB = path.join(REPO, 'test/fixtures/lab-switch/host');
 
 function runBin(bin: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', VFIOCTL_DEBUG: '1', ...env } });
-  const cache = /^vfioctl: code cache: (\w+)$/m.exec(r.stderr)?.[1];
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^vfioctl: code cache: \w+\n/m, ''), cache };
+  const said = /^vfioctl: code cache: (\w+) \(([^)]+)\)$/m.exec(r.stderr);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^vfioctl: code cache: .*\n/m, ''), cache: said?.[1], cacheFile: said?.[2] };
 }
 
 /** A copy of bin/ and dist/ (node_modules linked) whose cache a test may spoil. */
@@ -22,7 +22,7 @@ function installCopy(t: { after: (f: () => void) => void }): { bin: string; cach
   t.after(cleanup);
   fs.cpSync(path.join(REPO, 'bin'), path.join(root, 'bin'), { recursive: true });
   fs.mkdirSync(path.join(root, 'dist'));
-  for (const f of ['vfioctl.cjs', 'vfioctl.cjs.cache', 'execa.cjs']) fs.copyFileSync(path.join(REPO, 'dist', f), path.join(root, 'dist', f));
+  for (const f of ['vfioctl.cjs', 'vfioctl.cjs.cache', 'vfioctl.cjs.device.cache', 'execa.cjs']) fs.copyFileSync(path.join(REPO, 'dist', f), path.join(root, 'dist', f));
   fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
   return { bin: path.join(root, 'bin/vfioctl'), cacheFile: path.join(root, 'dist/vfioctl.cjs.cache') };
 }
@@ -55,6 +55,37 @@ test('run as a program (its #! line), bin/vfioctl starts node without NODE_EXTRA
   const viaNode = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env });
   assert.equal(viaNode.status, 0);
   assert.match(viaNode.stderr, /Ignoring extra certs/);
+});
+
+test('each command starts from the code cache trained on it: show and reset-plan from the device cache, the others from the default one', () => {
+  const LAB_SRIOV = path.join(REPO, 'test/fixtures/lab-sriov/host');
+  const cases: [string[], string][] = [
+    [['--root', LAB_SRIOV, 'show', '0000:01:00.1', '--json'], 'vfioctl.cjs.device.cache'],
+    [['--root', LAB_SRIOV, 'reset-plan', '0000:01:00.1', '--json'], 'vfioctl.cjs.device.cache'],
+    [['--root', LAB_SRIOV, 'groups', '--json'], 'vfioctl.cjs.cache'],
+    [['--root', LAB_SRIOV, 'doctor', '--json'], 'vfioctl.cjs.cache'],
+    [['--version'], 'vfioctl.cjs.cache'],
+  ];
+  for (const [args, file] of cases) {
+    const r = runBin(BIN, args);
+    assert.equal(r.cacheFile, file, args.join(' '));
+    assert.equal(r.cache, 'used', args.join(' '));
+    assert.ok(r.code === 0 || r.code === 1, `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test('without its device cache show compiles from source, with the same output', (t) => {
+  const { bin, cacheFile } = installCopy(t);
+  const device = cacheFile.replace(/\.cache$/, '.device.cache');
+  const args = ['--root', LAB, 'show', '0000:03:00.0', '--json'];
+  const good = runBin(bin, args);
+  assert.equal(good.cache, 'used');
+  assert.equal(good.code, 0, good.stderr);
+  fs.rmSync(device);
+  const none = runBin(bin, args);
+  assert.equal(none.cache, 'none');
+  assert.equal(none.cacheFile, 'vfioctl.cjs.device.cache');
+  assert.equal(none.stdout, good.stdout);
 });
 
 test('bin/vfioctl exits with the documented code and a one-line error', () => {

@@ -40,7 +40,7 @@ export function stageProject(repo: string, dir: string): void {
   fs.mkdirSync(path.join(dir, 'dist'), { recursive: true });
   for (const p of ['bin', 'package.json', 'schema', 'man', 'contrib']) fs.cpSync(path.join(repo, p), path.join(dir, p), { recursive: true });
   for (const f of fs.readdirSync(path.join(repo, 'dist'))) {
-    if (f.endsWith('.cjs') || f.endsWith('.cjs.cache')) fs.copyFileSync(path.join(repo, 'dist', f), path.join(dir, 'dist', f));
+    if (f.endsWith('.cjs') || f.endsWith('.cache')) fs.copyFileSync(path.join(repo, 'dist', f), path.join(dir, 'dist', f));
   }
   // Another stamp than the one on a disk means: install this copy.
   fs.writeFileSync(path.join(dir, '.stamp'), crypto.randomUUID() + '\n');
