@@ -84,8 +84,8 @@ export class PciIds implements PciNames {
     const key = `${subVendor} ${subDevice}`.toLowerCase();
     let name = dev.subsystems.get(key);
     if (name === undefined) {
-      // `\t\tSSSS DDDD  name`: the last such line below the device (a Map of them would keep the last).
-      name = this.lastLine(`\n\t\t${key}`, dev.start, dev.end);
+      // `\t\tSSSS DDDD  name` below the device.
+      name = this.firstLine(`\n\t\t${key}`, dev.start, dev.end);
       dev.subsystems.set(key, name);
     }
     return name;
@@ -115,7 +115,7 @@ export class PciIds implements PciNames {
     let cached = block.devices.get(id);
     if (cached === undefined) {
       cached = null;
-      const at = this.lastLineAt(`\n\t${id}`, block.start, block.end);
+      const at = this.firstLineAt(`\n\t${id}`, block.start, block.end);
       if (at >= 0) {
         const eol = this.eol(at + 1);
         // Its subsystem lines (two tabs) run to the next device line or the block's end.
@@ -170,21 +170,24 @@ export class PciIds implements PciNames {
   }
 
   /**
-   * Index of the newline before the last line in [start, end) that starts with `prefix`
-   * (after the newline) followed by whitespace and a name, as the line formats require; -1 when none.
+   * Index of the newline before the first line in [start, end) that starts with `prefix`
+   * (after the newline) followed by whitespace and a name, as the line formats require; -1
+   * when none. The first is the only one: lspci refuses a pci.ids with a duplicate entry.
+   * The search stops at `end`: a device missing from its vendor's block (Intel's is a
+   * quarter of the file) is not looked for in the rest of the file.
    */
-  private lastLineAt(prefix: string, start: number, end: number): number {
-    let found = -1;
-    for (let i = this.bytes.indexOf(prefix, start, 'latin1'); i >= 0 && i < end; i = this.bytes.indexOf(prefix, i + 1, 'latin1')) {
-      const next = this.bytes[i + prefix.length];
+  private firstLineAt(prefix: string, start: number, end: number): number {
+    const block = this.bytes.subarray(start, end);
+    for (let i = block.indexOf(prefix, 0, 'latin1'); i >= 0; i = block.indexOf(prefix, i + 1, 'latin1')) {
+      const next = block[i + prefix.length];
       // \s+ after the id (the name may be empty), never more hex digits or the end of the line.
-      if (next === 32 || next === 9) found = i;
+      if (next === 32 || next === 9) return start + i;
     }
-    return found;
+    return -1;
   }
 
-  private lastLine(prefix: string, start: number, end: number): string | null {
-    const at = this.lastLineAt(prefix, start, end);
+  private firstLine(prefix: string, start: number, end: number): string | null {
+    const at = this.firstLineAt(prefix, start, end);
     return at < 0 ? null : this.name(at + prefix.length, this.eol(at + 1));
   }
 

@@ -25,9 +25,13 @@ function reference(text: string) {
       if (!vendors.has(m[1]!)) vendors.set(m[1]!, vendor);
       current = undefined;
     } else if (vendor && line.startsWith('\t\t')) {
-      if ((m = /^\t\t([0-9a-f]{4}) ([0-9a-f]{4})\s+(.*)$/.exec(line)) && current) current.subsystems.set(`${m[1]} ${m[2]}`, m[3]!.trim());
+      // First entry wins here too (lspci refuses a file with a duplicate entry).
+      if ((m = /^\t\t([0-9a-f]{4}) ([0-9a-f]{4})\s+(.*)$/.exec(line)) && current && !current.subsystems.has(`${m[1]} ${m[2]}`)) current.subsystems.set(`${m[1]} ${m[2]}`, m[3]!.trim());
     } else if (vendor && line.startsWith('\t')) {
-      if ((m = /^\t([0-9a-f]{4})\s+(.*)$/.exec(line))) vendor.devices.set(m[1]!, (current = { name: m[2]!.trim(), subsystems: new Map() }));
+      if ((m = /^\t([0-9a-f]{4})\s+(.*)$/.exec(line))) {
+        current = { name: m[2]!.trim(), subsystems: new Map() };
+        if (!vendor.devices.has(m[1]!)) vendor.devices.set(m[1]!, current);
+      }
     } else vendor = undefined;
   }
   return vendors;
@@ -102,4 +106,26 @@ test('pci.ids lookups are the same wherever a block ends relative to the first w
     cases++;
   }
   assert.equal(cases, 101);
+});
+
+test('pci.ids: the first of duplicate device and subsystem lines wins, and a device is looked for only in its vendor\'s block', () => {
+  const text = [
+    '1234  Vendor A',
+    '\t0001  First 0001',
+    '\t\t1111 2222  First sub',
+    '\t\t1111 2222  Second sub',
+    '\t0001  Second 0001',
+    '\t\t1111 3333  Sub of the second 0001',
+    '1235  Vendor B',
+    '\t0002  Only in B',
+    '',
+  ].join('\n');
+  const ids = new PciIds(text);
+  assert.equal(ids.device('1234', '0001'), 'First 0001');
+  assert.equal(ids.subsystem('1234', '0001', '1111', '2222'), 'First sub');
+  assert.equal(ids.subsystem('1234', '0001', '1111', '3333'), null, 'a subsystem of the duplicate line is not the first line\'s');
+  assert.equal(ids.device('1234', '0002'), null);
+  assert.equal(ids.device('1235', '0002'), 'Only in B');
+  assert.deepEqual([...reference(text).get('1234')!.devices.keys()], ['0001']);
+  assert.equal(reference(text).get('1234')!.devices.get('0001')!.name, 'First 0001');
 });
