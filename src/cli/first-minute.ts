@@ -1,5 +1,5 @@
 import { readdirSync, realpathSync } from 'node:fs';
-import * as path from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { CliContext } from './context.js';
 
 /** The sample tree the repository and package ship (a copy of a lab capture), relative to the package. */
@@ -12,14 +12,14 @@ export const SAMPLE_TREE = 'examples/hosts/switch';
  */
 export function sampleTreePath(ctx: CliContext): string | null {
   if (!ctx.packageDir) return null;
-  const abs = path.join(ctx.packageDir, SAMPLE_TREE);
+  const abs = join(ctx.packageDir, SAMPLE_TREE);
   try {
-    if (readdirSync(path.join(abs, 'sys/bus/pci/devices')).length === 0) return null;
+    if (readdirSync(join(abs, 'sys/bus/pci/devices')).length === 0) return null;
   } catch {
     return null;
   }
   const cwd = process.cwd();
-  return path.resolve(cwd, SAMPLE_TREE) === abs ? SAMPLE_TREE : abs;
+  return resolve(cwd, SAMPLE_TREE) === abs ? SAMPLE_TREE : abs;
 }
 
 /** `vfioctl --root R` for a root other than /, so a suggested command reads the same tree. */
@@ -45,7 +45,7 @@ export function invokedAs(script: string, env: Record<string, string | undefined
     for (const dir of (env.PATH ?? '').split(':')) {
       if (!dir) continue;
       try {
-        if (realpathSync(path.join(dir, 'vfioctl')) === real) return 'vfioctl';
+        if (realpathSync(join(dir, 'vfioctl')) === real) return 'vfioctl';
       } catch {
         // not in this directory
       }
@@ -53,8 +53,8 @@ export function invokedAs(script: string, env: Record<string, string | undefined
   } catch {
     return 'vfioctl';
   }
-  const rel = path.relative(cwd, path.resolve(cwd, script));
-  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(cwd, script) : `./${rel}`;
+  const rel = relative(cwd, resolve(cwd, script));
+  return rel.startsWith('..') || isAbsolute(rel) ? resolve(cwd, script) : `./${rel}`;
 }
 
 /** A path as one shell word (quoted only when it has to be). */

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as path from 'node:path';
+import { dirname, join } from 'node:path';
 import { CommanderError } from 'commander';
 import { VfioctlError, errnoMeaning, errnoOf } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -156,7 +156,7 @@ async function loadProgram(argv: readonly string[], ctx: CliContext): Promise<Co
 function packageDirOf(script: string | undefined): string | undefined {
   if (!script) return undefined;
   try {
-    return path.dirname(path.dirname(realpathSync(script)));
+    return dirname(dirname(realpathSync(script)));
   } catch {
     return undefined;
   }
@@ -200,7 +200,7 @@ let libcCalls: FileCalls | null | undefined;
 function loadLibcFileCalls(packageDir: string | undefined): FileCalls | null {
   if (libcCalls === undefined) {
     try {
-      const requireHere = createRequire(path.join(packageDir ?? process.cwd(), 'package.json'));
+      const requireHere = createRequire(join(packageDir ?? process.cwd(), 'package.json'));
       libcCalls = libcFileCalls(koffiOf(requireHere('koffi')));
     } catch {
       libcCalls = null;

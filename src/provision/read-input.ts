@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { VfioctlError, errnoMeaning, errnoOf, notFound, usageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { quoteShort } from '../model/names.js';
@@ -26,12 +26,12 @@ export async function readDesiredInput(file: string, readStdin: ((maxBytes?: num
   }
   const shown = file.length > 200 || /[\u0000-\u001f\u007f]/.test(file) ? quoteShort(file, 200) : file;
   if (file === '') throw usageError('file ""', 'empty file name', 'name a desired-state file, or - for standard input');
-  const abs = path.resolve(cwd, file);
+  const abs = resolve(cwd, file);
   let fd: number | undefined;
   try {
     // O_NONBLOCK: a FIFO without a writer reads as empty instead of hanging in open(2).
-    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const st = fs.fstatSync(fd);
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
     if (st.isDirectory()) throw usageError(`file ${shown}`, 'is a directory', 'name a desired-state file; nothing was changed');
     if (st.isFile() && st.size > INPUT_MAX_BYTES) throw tooLarge(`file ${shown}`);
     const buf = readFdCapped(fd, INPUT_MAX_BYTES);
@@ -47,6 +47,6 @@ export async function readDesiredInput(file: string, readStdin: ((maxBytes?: num
     if (code === 'EACCES' || code === 'EPERM') throw new VfioctlError(ExitCode.PERMISSION, `file ${shown}`, `cannot read it: ${errnoMeaning(code)}`);
     throw new VfioctlError(ExitCode.FAILURE, `file ${shown}`, `cannot read it: ${errnoMeaning(code)}`);
   } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -1,6 +1,8 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+// Named imports: a namespace import of a builtin becomes, in the CommonJS bundle, a copy of
+// the module with a getter per export, made at start-up (node:fs has 104 exports).
+import { chmodSync, chownSync, closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { posix, resolve as resolvePath } from 'node:path';
 import { VfioctlError, errnoMeaning, errnoOf, exitCodeForErrno } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { quoteShort } from '../model/names.js';
@@ -24,16 +26,13 @@ const LIST_AFTER = 8;
 /** Symbolic links followed while resolving one path (the kernel's own limit is 40). */
 const MAX_LINK_HOPS = 40;
 
-// The calls of the scan's hot loop, taken once: in the CommonJS bundle `fs.x` is a getter
-// on esbuild's module wrapper, called on every use.
-const { openSync, readSync, closeSync, readlinkSync, lstatSync, readdirSync, fstatSync } = fs;
-const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
-const { ELOOP } = os.constants.errno;
-const basename = path.posix.basename;
+const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = constants;
+const { ELOOP } = osConstants.errno;
+const basename = posix.basename;
 
 /** Where a link at in-root path `p` whose raw target is `target` points, resolved lexically. */
 export function resolveLinkTarget(p: string, target: string): string {
-  return target.startsWith('/') ? path.posix.normalize(target) : path.posix.resolve(path.posix.dirname(p), target);
+  return target.startsWith('/') ? posix.normalize(target) : posix.resolve(posix.dirname(p), target);
 }
 
 /** Where the system's own files live on the real root: a symlink there owned by a user is not followed by a write. */
@@ -81,14 +80,14 @@ export class FsRoot {
   private resolvedEpoch = 0;
 
   constructor(root = '/') {
-    this.root = path.resolve(root);
+    this.root = resolvePath(root);
   }
 
   /** The root's real path; `/` also when --root names a link to `/`. */
   get realRoot(): string {
     if (this.realRootCache === undefined) {
       try {
-        this.realRootCache = fs.realpathSync.native(this.root);
+        this.realRootCache = realpathSync.native(this.root);
       } catch {
         this.realRootCache = this.root;
       }
@@ -241,7 +240,7 @@ export class FsRoot {
   private writable(p: string, what: string, opts: { followLast: boolean; create?: boolean }, subject = p): string {
     const slash = !this.confined;
     if (slash && !GUARDED_ON_SLASH.test(p)) {
-      if (opts.create) fs.mkdirSync(p, { recursive: true });
+      if (opts.create) mkdirSync(p, { recursive: true });
       return p;
     }
     const realRoot = slash ? '/' : this.realRoot;
@@ -258,7 +257,7 @@ export class FsRoot {
       }
       const host = join(cur, name);
       const last = pending.length === 0;
-      let st: fs.Stats | undefined;
+      let st: Stats | undefined;
       try {
         st = lstatSync(host, { throwIfNoEntry: false });
       } catch {
@@ -266,7 +265,7 @@ export class FsRoot {
       }
       if (st === undefined) {
         if (!opts.create) return [host, ...pending.reverse()].join('/');
-        fs.mkdirSync(host);
+        mkdirSync(host);
         cur = host;
         continue;
       }
@@ -411,7 +410,7 @@ export class FsRoot {
     try {
       // realpath(3): Node's own realpathSync walks the path in JavaScript, an lstat and a
       // path.resolve per component (8 of reset-plan's 70 ms on the bench's VF).
-      if (!this.confined) return this.rel(fs.realpathSync.native(this.abs(p)));
+      if (!this.confined) return this.rel(realpathSync.native(this.abs(p)));
       const host = this.real(p);
       if (host === null || lstatSync(host, { throwIfNoEntry: false }) === undefined) return undefined;
       return this.rel(host);
@@ -449,7 +448,7 @@ export class FsRoot {
 
   exists(p: string): boolean {
     const host = this.confined ? this.real(p) : p;
-    return host !== null && fs.existsSync(host);
+    return host !== null && existsSync(host);
   }
 
   /**
@@ -473,7 +472,7 @@ export class FsRoot {
     const host = this.confined ? this.real(p) : p;
     if (host === null) return false;
     try {
-      return fs.statSync(host).isDirectory();
+      return statSync(host).isDirectory();
     } catch {
       return false;
     }
@@ -494,16 +493,16 @@ export class FsRoot {
     const host = this.writable(p, `write ${shown} to`, { followLast: true });
     let fd: number | undefined;
     try {
-      fd = fs.openSync(host, fs.constants.O_WRONLY | fs.constants.O_TRUNC | O_NONBLOCK | O_NOFOLLOW);
+      fd = openSync(host, constants.O_WRONLY | constants.O_TRUNC | O_NONBLOCK | O_NOFOLLOW);
       if (!fstatSync(fd).isFile()) throw boundaryError(`write ${shown} to`, p, 'not a regular file', 'fix the tree (this was not written)');
-      fs.writeSync(fd, value);
+      writeSync(fd, value);
     } catch (err) {
       if (err instanceof VfioctlError) throw err;
       const code = errnoOf(err);
       throw new VfioctlError(exitCodeForErrno(code), `cannot write ${shown} to ${p}`, errnoMeaning(code),
         code === 'EACCES' || code === 'EPERM' ? 'run as root (sysfs writes need CAP_SYS_ADMIN)' : undefined, { cause: err });
     } finally {
-      if (fd !== undefined) fs.closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
@@ -514,31 +513,31 @@ export class FsRoot {
    */
   writeFileAtomic(p: string, content: string, mode = 0o644): void {
     this.forget();
-    const dir = this.writable(path.posix.dirname(p), 'write', { followLast: true, create: true }, p);
-    const target = `${dir}/${path.posix.basename(p)}`;
+    const dir = this.writable(posix.dirname(p), 'write', { followLast: true, create: true }, p);
+    const target = `${dir}/${posix.basename(p)}`;
     const tmp = `${target}.tmp-${process.pid}`;
     let fd: number | undefined;
     let renamed = false;
     try {
-      fs.rmSync(tmp, { force: true });
-      fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, mode);
-      fs.writeFileSync(fd, content);
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
+      rmSync(tmp, { force: true });
+      fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW, mode);
+      writeFileSync(fd, content);
+      fsyncSync(fd);
+      closeSync(fd);
       fd = undefined;
-      fs.renameSync(tmp, target);
+      renameSync(tmp, target);
       renamed = true;
-      const dfd = fs.openSync(dir, O_RDONLY | fs.constants.O_DIRECTORY);
+      const dfd = openSync(dir, O_RDONLY | constants.O_DIRECTORY);
       try {
-        fs.fsyncSync(dfd);
+        fsyncSync(dfd);
       } finally {
-        fs.closeSync(dfd);
+        closeSync(dfd);
       }
     } finally {
-      if (fd !== undefined) fs.closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
       if (!renamed) {
         try {
-          fs.unlinkSync(tmp);
+          unlinkSync(tmp);
         } catch {
           // never created, or already gone
         }
@@ -552,19 +551,19 @@ export class FsRoot {
    */
   createExclusive(p: string, content: string, mode = 0o644): boolean {
     this.forget();
-    const dir = this.writable(path.posix.dirname(p), 'create', { followLast: true, create: true }, p);
-    const target = `${dir}/${path.posix.basename(p)}`;
+    const dir = this.writable(posix.dirname(p), 'create', { followLast: true, create: true }, p);
+    const target = `${dir}/${posix.basename(p)}`;
     let fd: number;
     try {
-      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, mode);
+      fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW, mode);
     } catch (err) {
       if (errnoOf(err) === 'EEXIST') return false;
       throw err;
     }
     try {
-      fs.writeSync(fd, content);
+      writeSync(fd, content);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
     return true;
   }
@@ -572,7 +571,7 @@ export class FsRoot {
   /** Remove a regular file (or a link itself, never its target); missing is fine. */
   removeFile(p: string): void {
     this.forget();
-    fs.rmSync(this.writable(p, 'remove', { followLast: false }), { force: true });
+    rmSync(this.writable(p, 'remove', { followLast: false }), { force: true });
   }
 
   /** mkdir -p inside the root; `mode` is given to the last directory when it is created here. */
@@ -580,7 +579,7 @@ export class FsRoot {
     this.forget();
     const existed = this.lexists(p);
     const host = this.writable(p, 'create directory', { followLast: true, create: true });
-    if (mode !== undefined && !existed) fs.chmodSync(host, mode);
+    if (mode !== undefined && !existed) chmodSync(host, mode);
   }
 
   /** The path itself (links not followed): kind, owner, permission bits, size; undefined when missing or outside the root. */
@@ -588,7 +587,7 @@ export class FsRoot {
     const host = this.confined ? this.hostOf(p) : p;
     if (host === null) return undefined;
     try {
-      const st = fs.lstatSync(host);
+      const st = lstatSync(host);
       const kind = st.isSymbolicLink() ? 'link' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
       return { kind, uid: st.uid, mode: st.mode & 0o7777, size: st.size };
     } catch {
@@ -599,10 +598,10 @@ export class FsRoot {
   /** Create or replace a symbolic link at `p` pointing to `target` (systemd .wants links). */
   symlink(target: string, p: string): void {
     this.fileOp(p, `symlink -> ${target}`, () => {
-      const dir = this.writable(path.posix.dirname(p), `symlink -> ${target}`, { followLast: true, create: true }, p);
-      const host = `${dir}/${path.posix.basename(p)}`;
-      fs.rmSync(host, { force: true });
-      fs.symlinkSync(target, host);
+      const dir = this.writable(posix.dirname(p), `symlink -> ${target}`, { followLast: true, create: true }, p);
+      const host = `${dir}/${posix.basename(p)}`;
+      rmSync(host, { force: true });
+      symlinkSync(target, host);
     });
   }
 
@@ -611,7 +610,7 @@ export class FsRoot {
     const host = this.confined ? this.real(p) : p;
     if (host === null) return undefined;
     try {
-      const st = fs.statSync(host);
+      const st = statSync(host);
       const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other';
       return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, kind };
     } catch {
@@ -621,13 +620,13 @@ export class FsRoot {
 
   /** chown(2) on an existing path (device nodes under /dev); logged like a write. */
   chown(p: string, uid: number, gid: number): void {
-    this.fileOp(p, `chown ${uid}:${gid}`, () => fs.chownSync(this.writable(p, `chown ${uid}:${gid}`, { followLast: true }), uid, gid));
+    this.fileOp(p, `chown ${uid}:${gid}`, () => chownSync(this.writable(p, `chown ${uid}:${gid}`, { followLast: true }), uid, gid));
   }
 
   /** chmod(2) on an existing path; logged like a write. */
   chmod(p: string, mode: number): void {
     const what = `chmod ${mode.toString(8).padStart(4, '0')}`;
-    this.fileOp(p, what, () => fs.chmodSync(this.writable(p, what, { followLast: true }), mode));
+    this.fileOp(p, what, () => chmodSync(this.writable(p, what, { followLast: true }), mode));
   }
 
   private fileOp(p: string, what: string, op: () => void): void {

@@ -1,4 +1,4 @@
-import * as os from 'node:os';
+import { release } from 'node:os';
 import { bdfParts, compareBdf, devfnOf, isBdf, busOf, type Bdf } from '../model/address.js';
 import type { Host, IommuGroup, PciDevice } from '../model/types.js';
 import { isVfioDriver, needsVfioDevCheck } from '../model/drivers.js';
@@ -263,7 +263,7 @@ export function readVfioDevName(fs: FsRoot, bdf: Bdf): string | null {
 export function kernelRelease(fs: FsRoot): string | null {
   const fromRoot = fs.read(PROC_OSRELEASE)?.trim();
   if (fromRoot) return fromRoot;
-  if (fs.root === '/') return os.release();
+  if (fs.root === '/') return release();
   return null;
 }
 
