@@ -146,7 +146,7 @@ export class PciIds implements PciNames {
    * Start of the first line after offset `from` that `pattern` (a newline and what starts
    * the line) finds; the file's end without one. The bytes are decoded as latin1 (one
    * character per byte, so indices stay byte offsets) a window at a time: the line is
-   * usually near, and a vendor's block (Intel's is a third of the file) need not be
+   * usually near, and a vendor's block (Intel's is a quarter of the file) need not be
    * decoded past it.
    */
   private lineAfter(pattern: RegExp, from: number): number {
